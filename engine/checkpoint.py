@@ -1,0 +1,54 @@
+"""Atomic checkpoint / JSON writes and loading a trained model back from ``last.pt``."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def _atomic(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)  # atomic on POSIX: readers see the old or the new file, never half
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_atomic(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temp file in the same folder, then rename over ``path``."""
+    _atomic(Path(path), lambda f: torch.save(obj, f))
+
+
+def write_json_atomic(obj: dict, path: str | os.PathLike) -> None:
+    _atomic(Path(path), lambda f: f.write((json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()))
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Load a training state written by ``save_atomic``; a clear error if it is not one."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # truncated zip, pickle error, ...
+        raise RuntimeError(f"checkpoint {path} is unreadable ({type(e).__name__}: {e})") from e
+    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+        raise RuntimeError(f"checkpoint {path} is not a training state of this project (keys model, config)")
+    return state
+
+
+def load_model(path: str | os.PathLike) -> torch.nn.Module:
+    """Rebuild the network a run trained from its ``checkpoints/last.pt`` (eval mode, CPU, fp32)."""
+    from hydra.utils import instantiate
+
+    state = load_checkpoint(path)
+    model = instantiate(state["config"]["model"])
+    model.load_state_dict(state["model"])
+    return model.eval()

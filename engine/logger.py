@@ -1,0 +1,96 @@
+"""Experiment loggers: ``WandbLogger`` (offline by default) and ``NullLogger``.
+
+Both write nothing to the terminal beyond Python logging; the training loop and probes use only
+this interface, never ``wandb`` directly, so ``logger=none`` runs need no wandb at all.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class NullLogger:
+    """Logs nothing (``logger=none``); keeps the same interface."""
+
+    run_id: str | None = None
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None: ...
+    def log_image(self, key: str, path: str) -> None: ...
+    def log_table(self, key: str, csv_path: str) -> None: ...
+    def set_summary(self, metrics: dict[str, Any]) -> None: ...
+    def finish(self, exit_code: int = 0) -> None: ...
+
+
+class WandbLogger(NullLogger):
+    """One wandb run per Hydra job, grouped by experiment, tagged with variant and seed.
+
+    Args:
+        project: wandb project.
+        mode: ``offline`` (default; sync later with ``wandb sync``), ``online`` or ``disabled``.
+        save_dir: the Hydra run dir; wandb writes ``save_dir/wandb/offline-run-*``.
+        config: the resolved config as a plain dict.
+        run_id: resume this run (the id is stored in the checkpoint).
+    """
+
+    def __init__(self, project: str, mode: str = "offline", save_dir: str = ".", name: str | None = None,
+                 group: str | None = None, tags: list[str] | None = None, config: dict | None = None,
+                 run_id: str | None = None, entity: str | None = None, init_timeout: float = 30.0):
+        import wandb
+
+        self._wandb = wandb
+        settings = wandb.Settings(init_timeout=init_timeout, silent=True, console="off")
+        kwargs = dict(project=project, entity=entity, name=name, group=group, tags=list(tags or []),
+                      config=config, dir=save_dir, id=run_id, resume="allow" if run_id else None,
+                      settings=settings, reinit="finish_previous")
+        if mode == "online" and not (os.environ.get("WANDB_API_KEY") or _has_netrc_key()):
+            log.warning("wandb: logger.mode=online but no API key is configured; logging offline instead "
+                        "(sync later with `wandb sync`)")
+            mode = "offline"
+        try:
+            self.run = wandb.init(mode=mode, **kwargs)
+        except Exception as e:  # no network / auth failure: fail fast to offline, never hang
+            if mode != "online":
+                raise
+            log.warning("wandb: online init failed (%s); logging offline instead", e)
+            self.run = wandb.init(mode="offline", **kwargs)
+        self.run_id = self.run.id
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        self.run.log(metrics, step=step)
+
+    def log_image(self, key: str, path: str) -> None:
+        self.run.log({key: self._wandb.Image(path)})
+
+    def log_table(self, key: str, csv_path: str) -> None:
+        with open(csv_path, newline="") as f:
+            rows = list(csv.reader(f))
+        self.run.log({key: self._wandb.Table(columns=rows[0], data=[_num(r) for r in rows[1:]])})
+
+    def set_summary(self, metrics: dict[str, Any]) -> None:
+        self.run.summary.update(metrics)
+
+    def finish(self, exit_code: int = 0) -> None:
+        self.run.finish(exit_code=exit_code)
+
+
+def _num(row: list[str]) -> list[Any]:
+    out = []
+    for v in row:
+        try:
+            out.append(float(v) if any(c in v for c in ".eE") else int(v))
+        except ValueError:
+            out.append(v)
+    return out
+
+
+def _has_netrc_key() -> bool:
+    import netrc
+
+    try:
+        return netrc.netrc().authenticators("api.wandb.ai") is not None
+    except (FileNotFoundError, netrc.NetrcParseError):
+        return False

@@ -1,0 +1,221 @@
+"""Involution: spatial-specific, channel-agnostic aggregation with per-pixel generated kernels.
+
+Paper: Li et al., "Involution: Inverting the Inherence of Convolution for Visual Recognition",
+CVPR 2021 (arXiv 2103.06255). Prior implementations followed: ``d-li14/involution`` (MIT),
+``cls/mmcls/models/utils/involution_naive.py`` (nn.Unfold reference, reproduced by seed 003 and by
+``involution_unfold`` here) and ``involution_cuda.py`` (CuPy kernels that loop over the K*K taps
+instead of materialising the unfold tensor -- the idea behind our default ``involution``).
+
+Aggregation (stride s, K x K, zero padding ``(K-1)//2``, groups G, channel c in group c // (C/G))::
+
+    Y[b, c, i, j] = sum_{u,v} H[b, g(c), u*K+v, i, j] * X[b, c, i*s + u - (K-1)//2, j*s + v - (K-1)//2]
+
+``involution`` is a ``torch.library`` custom op (``convdesign::involution``) with a registered
+autograd formula and a registered FLOP formula (so ``torch.utils.flop_counter.FlopCounterMode`` and
+``models.complexity.profile`` count ``C*K*K`` MACs per output pixel). Forward and backward save only
+``x`` and ``kernel`` and loop over the K*K taps with strided slices of the zero-padded input:
+memory O(|x| + |kernel|) instead of O(K*K*|x|); low-precision inputs accumulate in fp32.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.flop_counter import register_flop_formula
+
+__all__ = ["involution", "involution_unfold", "Involution2d", "involution_output_size"]
+
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def involution_output_size(i: int, kernel_size: int, stride: int = 1) -> int:
+    """Output size of the aggregation: ``(i + 2*((K-1)//2) - K) // s + 1`` (= ceil(i/s) for odd K)."""
+    return (i + 2 * ((kernel_size - 1) // 2) - kernel_size) // stride + 1
+
+
+def _check(x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, stride: int) -> tuple[int, ...]:
+    if x.dim() != 4 or kernel.dim() != 5:
+        raise ValueError(f"involution expects x (B,C,H,W) and kernel (B,G,K*K,Ho,Wo); got {tuple(x.shape)}, {tuple(kernel.shape)}")
+    b, c, h, w = x.shape
+    g = kernel.shape[1]
+    ho, wo = involution_output_size(h, kernel_size, stride), involution_output_size(w, kernel_size, stride)
+    if c % g or kernel.shape != (b, g, kernel_size * kernel_size, ho, wo):
+        raise ValueError(
+            f"kernel shape {tuple(kernel.shape)} does not fit x {tuple(x.shape)} with K={kernel_size}, "
+            f"stride={stride}: expected ({b}, G, {kernel_size * kernel_size}, {ho}, {wo}) with C % G == 0"
+        )
+    return b, c, h, w, g, ho, wo
+
+
+def _taps(kernel_size: int, stride: int, ho: int, wo: int):
+    """(tap index, row slice, col slice) into the padded input for each of the K*K taps."""
+    for u in range(kernel_size):
+        rs = slice(u, u + stride * (ho - 1) + 1, stride)
+        for v in range(kernel_size):
+            yield u * kernel_size + v, rs, slice(v, v + stride * (wo - 1) + 1, stride)
+
+
+@torch.library.custom_op("convdesign::involution", mutates_args=())
+def _involution_fwd(x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, stride: int) -> torch.Tensor:
+    b, c, h, w, g, ho, wo = _check(x, kernel, kernel_size, stride)
+    p = (kernel_size - 1) // 2
+    acc = torch.float32 if x.dtype in _LOW_PRECISION else x.dtype
+    xp = F.pad(x, (p, p, p, p)).view(b, g, c // g, h + 2 * p, w + 2 * p)
+    k = kernel.to(acc).unsqueeze(2)  # (B, G, 1, K*K, Ho, Wo)
+    out = torch.zeros(b, g, c // g, ho, wo, dtype=acc, device=x.device)
+    for t, rs, cs in _taps(kernel_size, stride, ho, wo):
+        out.addcmul_(xp[..., rs, cs], k[:, :, :, t])
+    return out.view(b, c, ho, wo).to(x.dtype)
+
+
+@_involution_fwd.register_fake
+def _(x, kernel, kernel_size, stride):
+    b, c, h, w = x.shape
+    return x.new_empty(b, c, involution_output_size(h, kernel_size, stride), involution_output_size(w, kernel_size, stride))
+
+
+@torch.library.custom_op("convdesign::involution_backward", mutates_args=())
+def _involution_bwd(
+    grad: torch.Tensor, x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, stride: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    b, c, h, w, g, ho, wo = _check(x, kernel, kernel_size, stride)
+    p = (kernel_size - 1) // 2
+    acc = torch.float32 if x.dtype in _LOW_PRECISION else x.dtype
+    xp = F.pad(x, (p, p, p, p)).view(b, g, c // g, h + 2 * p, w + 2 * p)
+    go = grad.to(acc).reshape(b, g, c // g, ho, wo)
+    k = kernel.to(acc).unsqueeze(2)
+    gxp = torch.zeros(b, g, c // g, h + 2 * p, w + 2 * p, dtype=acc, device=x.device)
+    gk = torch.empty(b, g, kernel_size * kernel_size, ho, wo, dtype=acc, device=x.device)
+    for t, rs, cs in _taps(kernel_size, stride, ho, wo):
+        torch.sum(go * xp[..., rs, cs], dim=2, out=gk[:, :, t])  # per-tap reduction over group channels
+        gxp[..., rs, cs].addcmul_(go, k[:, :, :, t])  # scatter-add shifted products
+    gx = gxp[..., p:p + h, p:p + w].reshape(b, c, h, w)
+    return gx.to(x.dtype), gk.to(kernel.dtype)
+
+
+@_involution_bwd.register_fake
+def _(grad, x, kernel, kernel_size, stride):
+    return torch.empty_like(x), torch.empty_like(kernel)
+
+
+def _setup_context(ctx, inputs, output):
+    x, kernel, kernel_size, stride = inputs
+    ctx.save_for_backward(x, kernel)
+    ctx.kernel_size, ctx.stride = kernel_size, stride
+
+
+def _backward(ctx, grad):
+    x, kernel = ctx.saved_tensors
+    gx, gk = _involution_bwd(grad.contiguous(), x, kernel, ctx.kernel_size, ctx.stride)
+    return gx, gk, None, None
+
+
+_involution_fwd.register_autograd(_backward, setup_context=_setup_context)
+
+
+@register_flop_formula(torch.ops.convdesign.involution)
+def _involution_flop(x_shape, kernel_shape, kernel_size, stride, *args, out_shape=None, **kwargs) -> int:
+    b, c = x_shape[:2]
+    ho, wo = kernel_shape[-2:]
+    return 2 * b * c * kernel_size * kernel_size * ho * wo  # flop counter convention: 1 MAC = 2 FLOPs
+
+
+@register_flop_formula(torch.ops.convdesign.involution_backward)
+def _involution_bwd_flop(grad_shape, x_shape, kernel_shape, kernel_size, stride, *args, out_shape=None, **kwargs) -> int:
+    return 2 * _involution_flop(x_shape, kernel_shape, kernel_size, stride)  # grad_x + grad_kernel
+
+
+def involution(x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, stride: int = 1) -> torch.Tensor:
+    """Memory-lean involution aggregation (custom op; autograd, CPU/CUDA, fp32/fp64/bf16/fp16).
+
+    Args:
+        x: input ``(B, C, H, W)``; its channels are split into G contiguous groups.
+        kernel: per-pixel kernels ``(B, G, K*K, Ho, Wo)``, taps in row-major ``(u, v)`` order
+            (as ``nn.Unfold``); cast to ``x.dtype`` so the output dtype follows ``x``.
+        kernel_size: K (zero padding ``(K-1)//2``, dilation 1).
+        stride: s; ``Ho = (H + 2*((K-1)//2) - K)//s + 1``.
+
+    Equals ``involution_unfold`` (seed 003) forward and backward but never builds the K*K-times
+    larger unfold buffer. Works under autocast (the op itself is not autocast; low-precision
+    inputs are accumulated in fp32).
+    """
+    if kernel.dtype != x.dtype:
+        kernel = kernel.to(x.dtype)
+    return _involution_fwd(x, kernel, kernel_size, stride)
+
+
+def involution_unfold(x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, stride: int = 1) -> torch.Tensor:
+    """Reference aggregation of seed 003 / mmcls ``involution_naive``: ``nn.Unfold`` then multiply-sum.
+
+    Materialises a ``(B, C*K*K, Ho*Wo)`` buffer; kept for tests and the benchmark.
+    """
+    b, c, h, w = x.shape
+    g = kernel.shape[1]
+    ho, wo = kernel.shape[-2:]
+    cols = F.unfold(x, kernel_size, dilation=1, padding=(kernel_size - 1) // 2, stride=stride)
+    cols = cols.view(b, g, c // g, kernel_size * kernel_size, ho, wo)
+    return (kernel.unsqueeze(2) * cols).sum(dim=3).view(b, c, ho, wo)
+
+
+class Involution2d(nn.Module):
+    """Involution layer (kernel generation + aggregation), as in RedNet (d-li14/involution).
+
+    Args:
+        channels: input = output channels C; must be a multiple of ``group_channels``.
+        kernel_size: K of the generated per-pixel kernels (paper default 7).
+        stride: aggregation stride; for ``stride > 1`` kernels are generated from
+            ``AvgPool2d(stride, stride)(x)``.
+        group_channels: channels sharing one kernel (paper 16), ``G = C // group_channels``
+            (CIFAR widths 16 / 32 give G = 1 / 2). ``group_channels > channels`` raises ValueError.
+        reduction_ratio: r of the kernel-generation bottleneck (paper 4).
+
+    Kernel generation: ``conv1`` = 1x1 conv C -> C//r (no bias) + BN + ReLU, ``conv2`` = 1x1 conv
+    C//r -> K*K*G with bias. Params ``C*C/r + (C/r)*K*K*G`` (+ BN, bias); MACs per output pixel
+    ``C*C/r + (C/r)*K*K*G + C*K*K``.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        kernel_size: int = 7,
+        stride: int = 1,
+        group_channels: int = 16,
+        reduction_ratio: int = 4,
+    ) -> None:
+        super().__init__()
+        if group_channels <= 0 or group_channels > channels or channels % group_channels:
+            raise ValueError(
+                f"Involution2d needs channels to be a positive multiple of group_channels; got "
+                f"channels={channels}, group_channels={group_channels}"
+            )
+        mid = channels // reduction_ratio
+        if mid < 1:
+            raise ValueError(f"channels // reduction_ratio must be >= 1; got {channels} // {reduction_ratio}")
+        self.channels = channels
+        self.kernel_size = kernel_size
+        self.stride = stride
+        self.group_channels = group_channels
+        self.groups = channels // group_channels
+        self.reduction_ratio = reduction_ratio
+        self.avgpool = nn.AvgPool2d(stride, stride) if stride > 1 else nn.Identity()
+        self.conv1 = nn.Sequential(OrderedDict(
+            conv=nn.Conv2d(channels, mid, 1, bias=False),
+            bn=nn.BatchNorm2d(mid),
+            act=nn.ReLU(inplace=True),
+        ))
+        self.conv2 = nn.Conv2d(mid, kernel_size * kernel_size * self.groups, 1, bias=True)
+
+    def extra_repr(self) -> str:
+        return (f"{self.channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"group_channels={self.group_channels}, reduction_ratio={self.reduction_ratio}")
+
+    def make_kernel(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-pixel kernels ``(B, G, K*K, Ho, Wo)`` generated from ``x``."""
+        w = self.conv2(self.conv1(self.avgpool(x)))
+        b, _, h, wd = w.shape
+        return w.view(b, self.groups, self.kernel_size * self.kernel_size, h, wd)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return involution(x, self.make_kernel(x), self.kernel_size, self.stride)

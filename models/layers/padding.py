@@ -1,0 +1,174 @@
+"""Padding helpers and even-kernel convolutions: TF-style 'same' padding and symmetric padding.
+
+Paper: Wu et al., "Convolution with even-sized kernels and symmetric padding", NeurIPS 2019
+(arXiv 1903.08385). Prior implementations followed:
+
+* ``SymPadConv2d`` -- the official TensorFlow code ``boluoweifenda/CNN``
+  (``source/nets/resnet50_c2sp.py::symmetric_padding``, k=2 only) and the PyTorch ``SpConv2d`` of
+  seed document 000 (group order left-top, right-top, left-bottom, right-bottom). The k=4/6
+  generalisation is ours (big = k//2, small = k//2 - 1 so that the four groups' offsets cancel).
+* ``SamePadConv2d`` / ``get_same_padding`` / ``pad_same`` -- TensorFlow ``padding='SAME'``
+  (as in timm ``layers/padding.py``): total pad ``max((ceil(i/s)-1)*s + (k-1)*d + 1 - i, 0)``,
+  ``total // 2`` on the left/top and the extra pixel on the right/bottom.
+
+Conventions: ``F.pad`` order is ``(left, right, top, bottom)``. For an even kernel with 'same'
+padding every layer moves content 0.5 px towards the top-left (output ``i`` sees inputs ``i`` and
+``i+1`` for k=2); symmetric padding cancels this over the four channel groups.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = [
+    "get_padding",
+    "get_same_padding",
+    "pad_same",
+    "symmetric_pad_sizes",
+    "symmetric_pad",
+    "SamePadConv2d",
+    "SymPadConv2d",
+]
+
+
+def get_padding(kernel_size: int, stride: int = 1, dilation: int = 1) -> int:
+    """Symmetric ('half') padding ``((s-1) + d*(k-1)) // 2``; equals ``k//2`` for odd k, stride 1."""
+    return ((stride - 1) + dilation * (kernel_size - 1)) // 2
+
+
+def get_same_padding(input_size: int, kernel_size: int, stride: int = 1, dilation: int = 1) -> int:
+    """Total TF-'SAME' padding along one dimension: ``max((ceil(i/s)-1)*s + (k-1)*d + 1 - i, 0)``.
+
+    The output size is then ``ceil(i / s)``. Split it with ``total // 2`` before and the rest after
+    (the extra pixel goes to the right/bottom, as in TensorFlow).
+    """
+    return max((math.ceil(input_size / stride) - 1) * stride + (kernel_size - 1) * dilation + 1 - input_size, 0)
+
+
+def pad_same(
+    x: torch.Tensor,
+    kernel_size: tuple[int, int],
+    stride: tuple[int, int] = (1, 1),
+    dilation: tuple[int, int] = (1, 1),
+    value: float = 0.0,
+) -> torch.Tensor:
+    """Zero-pad an NCHW tensor TF-'SAME' style (extra pixel on the bottom/right), dynamically."""
+    ih, iw = x.shape[-2:]
+    ph = get_same_padding(ih, kernel_size[0], stride[0], dilation[0])
+    pw = get_same_padding(iw, kernel_size[1], stride[1], dilation[1])
+    if ph == 0 and pw == 0:
+        return x
+    return F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2), value=value)
+
+
+def symmetric_pad_sizes(kernel_size: int) -> list[tuple[int, int, int, int]]:
+    """The four ``(left, right, top, bottom)`` pads of symmetric padding for an even kernel.
+
+    Order (seed 000's ``SpConv2d``): left-top, right-top, left-bottom, right-bottom, with
+    ``big = k//2`` and ``small = k//2 - 1``. For k=2: (1,0,1,0), (0,1,1,0), (1,0,0,1), (0,1,0,1).
+    """
+    if kernel_size < 2 or kernel_size % 2:
+        raise ValueError(f"symmetric padding needs an even kernel_size >= 2, got {kernel_size}")
+    b, s = kernel_size // 2, kernel_size // 2 - 1
+    return [(b, s, b, s), (s, b, b, s), (b, s, s, b), (s, b, s, b)]
+
+
+def symmetric_pad(x: torch.Tensor, kernel_size: int) -> torch.Tensor:
+    """Symmetric padding of an NCHW tensor: 4 equal channel groups, each padded toward a corner.
+
+    Implemented as ONE zero pad of ``big = k//2`` px on every side followed by a per-group crop
+    (exactly equal to padding each group separately, but a single pad kernel; see
+    ``scripts/benchmark_layers.py``). The result has size ``(H + k - 1, W + k - 1)``.
+    """
+    c = x.shape[1]
+    if c % 4:
+        raise ValueError(f"symmetric padding needs in_channels divisible by 4, got {c}")
+    big = kernel_size // 2
+    h, w = x.shape[-2:]
+    xp = F.pad(x, (big, big, big, big))
+    q = c // 4
+    oh, ow = h + kernel_size - 1, w + kernel_size - 1
+    parts = []
+    for g, (l, _r, t, _b) in enumerate(symmetric_pad_sizes(kernel_size)):
+        y0, x0 = big - t, big - l
+        parts.append(xp[:, g * q:(g + 1) * q, y0:y0 + oh, x0:x0 + ow])
+    return torch.cat(parts, dim=1)
+
+
+class SamePadConv2d(nn.Conv2d):
+    """Conv2d with TensorFlow-style dynamic 'same' padding (the C2 / C4 baselines of Wu et al.).
+
+    Args:
+        in_channels: input channels.
+        out_channels: output channels.
+        kernel_size: square kernel size (any size; even sizes pad asymmetrically).
+        stride: stride; output size is ``ceil(i / stride)``.
+        bias: add a learnable bias.
+        dilation: dilation (keyword extension).
+        groups: conv groups (keyword extension).
+
+    Padding is recomputed from the input size on every call: total
+    ``max((ceil(i/s)-1)*s + (k-1)*d + 1 - i, 0)``, ``total//2`` on the left/top and the remainder
+    (the extra pixel for even kernels) on the right/bottom, so features drift 0.5 px per even-kernel
+    layer towards the top-left. The module is an ``nn.Conv2d`` (``padding=0``) whose forward applies
+    ``F.pad`` first, so weights live in ``.weight``/``.bias`` and FLOP counters see a plain conv.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        bias: bool = True,
+        *,
+        dilation: int = 1,
+        groups: int = 1,
+    ) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=0,
+                         dilation=dilation, groups=groups, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = pad_same(x, self.kernel_size, self.stride, self.dilation)
+        return self._conv_forward(x, self.weight, self.bias)
+
+
+class SymPadConv2d(nn.Conv2d):
+    """Even-kernel conv with symmetric padding (C2sp / C4sp of Wu et al., NeurIPS 2019).
+
+    Args:
+        in_channels: input channels; must be divisible by 4 (four equal groups, exact symmetry).
+            The official TF code allows uneven groups with a warning; we refuse them.
+        out_channels: output channels.
+        kernel_size: even kernel size (2, 4, 6, ...); odd sizes raise ``ValueError``.
+        stride: stride of the VALID conv after padding (the official code never strides an even
+            conv: use ``AvgPool2d(2)`` then a stride-1 ``SymPadConv2d``; see ``create_conv``).
+        bias: add a learnable bias.
+
+    Channels are split into 4 groups; group g is zero-padded by ``symmetric_pad_sizes(k)[g]``
+    (left-top, right-top, left-bottom, right-bottom; for k=2 exactly seed 000's ``SpConv2d``),
+    then one VALID ``k x k`` conv runs over all channels. Stride 1 keeps the spatial size; a layer
+    sees a ``(k+1) x (k+1)`` window across its groups (receptive field "2 -> 3 -> 5").
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        bias: bool = True,
+    ) -> None:
+        if not isinstance(kernel_size, int) or kernel_size < 2 or kernel_size % 2:
+            raise ValueError(f"SymPadConv2d needs an even int kernel_size (2, 4, 6, ...), got {kernel_size}")
+        if in_channels % 4:
+            raise ValueError(
+                f"SymPadConv2d needs in_channels divisible by 4 (four equal padding groups), got in_channels={in_channels}"
+            )
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=0, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(symmetric_pad(x, self.kernel_size[0]), self.weight, self.bias)

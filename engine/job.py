@@ -30,7 +30,7 @@ def _make_logger(cfg: DictConfig, out_dir: Path):
         except RuntimeError:
             run_id = None
     plain = OmegaConf.to_container(cfg, resolve=True)
-    return instantiate(cfg.logger, save_dir=str(out_dir), config=plain, run_id=run_id)
+    return instantiate(cfg.logger, _partial_=True)(save_dir=str(out_dir), run_config=plain, run_id=run_id)
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:

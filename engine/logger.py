@@ -32,19 +32,19 @@ class WandbLogger(NullLogger):
         project: wandb project.
         mode: ``offline`` (default; sync later with ``wandb sync``), ``online`` or ``disabled``.
         save_dir: the Hydra run dir; wandb writes ``save_dir/wandb/offline-run-*``.
-        config: the resolved config as a plain dict.
+        run_config: the resolved config as a plain dict.
         run_id: resume this run (the id is stored in the checkpoint).
     """
 
     def __init__(self, project: str, mode: str = "offline", save_dir: str = ".", name: str | None = None,
-                 group: str | None = None, tags: list[str] | None = None, config: dict | None = None,
+                 group: str | None = None, tags: list[str] | None = None, run_config: dict | None = None,
                  run_id: str | None = None, entity: str | None = None, init_timeout: float = 30.0):
         import wandb
 
         self._wandb = wandb
         settings = wandb.Settings(init_timeout=init_timeout, silent=True, console="off")
         kwargs = dict(project=project, entity=entity, name=name, group=group, tags=list(tags or []),
-                      config=config, dir=save_dir, id=run_id, resume="allow" if run_id else None,
+                      config=run_config, dir=save_dir, id=run_id, resume="allow" if run_id else None,
                       settings=settings, reinit="finish_previous")
         if mode == "online" and not (os.environ.get("WANDB_API_KEY") or _has_netrc_key()):
             log.warning("wandb: logger.mode=online but no API key is configured; logging offline instead "

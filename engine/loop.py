@@ -58,8 +58,8 @@ class Batches:
     """Normalises uint8 images on the device and applies batched augmentation."""
 
     def __init__(self, mean, std, device: torch.device, channels_last: bool):
-        self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1) * 255
-        self.std = torch.tensor(std, device=device).view(1, -1, 1, 1) * 255
+        self.mean = torch.as_tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1) * 255
+        self.std = torch.as_tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1) * 255
         self.fmt = torch.channels_last if channels_last else torch.contiguous_format
 
     def __call__(self, x_u8: torch.Tensor, aug: BatchAugment | None = None, gen=None) -> torch.Tensor:

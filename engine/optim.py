@@ -37,7 +37,8 @@ def onecycle(optimizer, total_steps: int, steps_per_epoch: int, pct_start: float
              div_factor: float = 25.0, final_div_factor: float = 1e4, anneal_strategy: str = "linear"):
     """torch's OneCycleLR peaking at each group's configured lr."""
     max_lr = [g["lr"] for g in optimizer.param_groups]
-    return lrs.OneCycleLR(optimizer, max_lr=max_lr, total_steps=max(total_steps, 2), pct_start=pct_start,
+    # +1: the constructor counts as step 0 and the loop steps total_steps times
+    return lrs.OneCycleLR(optimizer, max_lr=max_lr, total_steps=max(total_steps, 2) + 1, pct_start=pct_start,
                           div_factor=div_factor, final_div_factor=final_div_factor,
                           anneal_strategy=anneal_strategy)
 

@@ -1,0 +1,1 @@
+"""Training pipeline: data, augmentation, optimisation, loop, logging, checkpoints, validation."""

@@ -102,6 +102,24 @@ def test_fashion_mnist_unavailable(tmp_path, no_debian):
     assert "network disabled" in msg and "data=synthetic" in msg and "dataset-fashion-mnist" in msg
 
 
+def test_fashion_mnist_download_path(tmp_path, no_debian, monkeypatch):
+    import socket
+
+    import torchvision.datasets
+
+    seen = {}
+
+    class FakeFashionMNIST:  # stands in for a successful torchvision download
+        def __init__(self, root, train=True, download=False):
+            seen["timeout"] = socket.getdefaulttimeout()
+            write_fashion(Path(root) / "FashionMNIST" / "raw", gz=False, n_train=3, n_test=2)
+
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", FakeFashionMNIST)
+    raw = data.fashion_mnist(str(tmp_path / "fresh"))
+    assert raw.train_x.shape == (3, 1, 28, 28) and raw.test_x.shape == (2, 1, 28, 28)
+    assert seen["timeout"] == data.DOWNLOAD_TIMEOUT_S and socket.getdefaulttimeout() is None
+
+
 @pytest.mark.skipif(not Path(data.DEBIAN_FASHION_MNIST).is_dir(), reason="dataset-fashion-mnist not installed")
 def test_fashion_mnist_debian(tmp_path):
     raw = data.fashion_mnist(str(tmp_path / "nothing-here"), download=False)
@@ -174,6 +192,25 @@ def test_cifar_wrong_shape_and_foreign_globals(tmp_path):
         data.cifar10(str(tmp_path))
 
 
+def test_cifar_download_path_and_bad_archive(tmp_path, monkeypatch):
+    from torchvision.datasets import utils as tv_utils
+
+    calls = []
+
+    def fake_download_and_extract_archive(url, download_root, filename=None, md5=None, **kwargs):
+        calls.append((url, filename, md5))
+        write_cifar(Path(download_root), "cifar10", per_file=2)
+
+    monkeypatch.setattr(tv_utils, "download_and_extract_archive", fake_download_and_extract_archive)
+    raw = data.cifar10(str(tmp_path / "dl"))
+    assert raw.train_x.shape == (10, 3, 32, 32) and calls[0][1] == "cifar-10-python.tar.gz"
+    # A partial download left behind is reported, not silently re-used or ignored.
+    (tmp_path / "partial").mkdir()
+    (tmp_path / "partial" / "cifar-10-python.tar.gz").write_bytes(b"\x1f\x8b truncated")
+    with pytest.raises(CorruptDataError, match="cifar-10-python.tar.gz.*md5"):
+        data.cifar10(str(tmp_path / "partial"), download=False)
+
+
 @pytest.mark.parametrize("loader", [data.cifar10, data.cifar100])
 def test_cifar_unavailable(tmp_path, loader):
     root = tmp_path / "nowhere"
@@ -203,7 +240,7 @@ def write_folder(root: Path, fmt: str = "png", size=(8, 10), per_class: int = 3,
     return images
 
 
-def test_image_folder_png_exact_and_cache(tmp_path, caplog):
+def test_image_folder_png_exact_and_cache(tmp_path):
     images = write_folder(tmp_path)
     raw = data.image_folder(str(tmp_path))
     assert raw.classes == ["cat", "dog", "emu"]
@@ -280,16 +317,18 @@ def test_image_folder_errors(tmp_path):
 # Synthetic data and helpers
 # ------------------------------------------------------------------------------------------------
 def test_synthetic_deterministic_and_shapes():
-    a, b = data.synthetic(seed=3), data.synthetic(seed=3)
-    assert torch.equal(a.train_x, b.train_x) and torch.equal(a.test_y, b.test_y)
-    assert not torch.equal(a.train_x, data.synthetic(seed=4).train_x)
-    assert a.train_x.shape == (2048, 3, 32, 32) and a.test_x.shape == (512, 3, 32, 32)
-    assert torch.bincount(a.train_y).tolist() == [205] * 8 + [204] * 2  # balanced
+    small = dict(train_size=64, test_size=32)
+    a, b = data.synthetic(seed=3, **small), data.synthetic(seed=3, **small)
+    assert torch.equal(a.train_x, b.train_x) and torch.equal(a.test_x, b.test_x) and torch.equal(a.train_y, b.train_y)
+    assert not torch.equal(a.train_x, data.synthetic(seed=4, **small).train_x)
+    # The test split does not depend on the train size.
+    assert torch.equal(data.synthetic(seed=3, train_size=10, test_size=32).test_x, a.test_x)
+    default = data.synthetic()
+    assert default.train_x.shape == (2048, 3, 32, 32) and default.test_x.shape == (512, 3, 32, 32)
+    assert torch.bincount(default.train_y).tolist() == [205] * 8 + [204] * 2  # balanced
     odd = data.synthetic(image_size=12, channels=1, num_classes=3, train_size=30, test_size=7, seed=1)
     assert odd.train_x.shape == (30, 1, 12, 12) and odd.test_x.shape == (7, 1, 12, 12)
     assert odd.classes == ["class_0", "class_1", "class_2"]
-    # The test split does not depend on the train size.
-    assert torch.equal(data.synthetic(train_size=100, seed=3).test_x, a.test_x)
     with pytest.raises(ValueError, match="num_classes"):
         data.synthetic(num_classes=1)
 
@@ -303,7 +342,7 @@ def nearest_mean_accuracy(raw: RawData) -> float:
 
 @pytest.mark.parametrize("kwargs", [{}, {"image_size": 28, "channels": 1}])
 def test_synthetic_learnable(kwargs):
-    raw = data.synthetic(train_size=1000, test_size=500, **kwargs)
+    raw = data.synthetic(train_size=500, test_size=300, **kwargs)
     acc = nearest_mean_accuracy(raw)
     assert acc > 2.0 / raw.num_classes, acc
     # ... but not trivially separable by mean brightness alone.

@@ -1,0 +1,31 @@
+"""Generate per-claim tables, figures and verdicts from run dirs.
+
+    python scripts/report.py multirun/even_kernels multirun/blurpool --out results
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from experiments.report import build_reports, collect  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("runs", nargs="+", help="run or sweep dirs (searched recursively for metrics.json)")
+    ap.add_argument("--out", default="results", help="output folder (default: results)")
+    args = ap.parse_args()
+    ok, failed = collect(args.runs)
+    if not ok:
+        sys.exit(f"report: no finished training runs under {', '.join(args.runs)}")
+    sections = build_reports(ok, args.out)
+    for exp, md in sections.items():
+        print(md)
+    if failed:
+        print(f"report: {len(failed)} failed runs were left out:", *[r["run_dir"] for r in failed], sep="\n  ")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+import math
+
+import pytest
+
+from experiments.stats import summarize, verdict, welch_ci
+
+
+def test_summary_matches_textbook_values():
+    s = summarize([1.0, 2.0, 3.0, 4.0])
+    assert s.mean == 2.5 and s.n == 4 and s.std == pytest.approx(math.sqrt(5 / 3))
+
+
+def test_welch_interval_matches_scipy_ttest():
+    from scipy import stats
+
+    a, b = [91.2, 91.5, 91.0, 91.4], [90.1, 90.6, 90.2]
+    diff, lo, hi = welch_ci(a, b)
+    res = stats.ttest_ind(a, b, equal_var=False)
+    ci = res.confidence_interval(0.95)
+    assert diff == pytest.approx(sum(a) / 4 - sum(b) / 3)
+    assert (lo, hi) == pytest.approx((ci.low, ci.high))
+
+
+def test_verdicts_follow_the_stated_rule():
+    assert verdict([92.0, 92.1, 92.2], [90.0, 90.1, 90.2])["verdict"] == "reproduced"
+    assert verdict([90.0, 90.1, 90.2], [92.0, 92.1, 92.2])["verdict"] == "not reproduced"
+    assert verdict([91.0, 92.0, 90.5], [91.2, 91.0, 91.9])["verdict"] == "inconclusive"
+    assert verdict([92.0], [90.0, 90.2])["verdict"] == "inconclusive"  # one seed is never a result
+    # lower-is-better metrics flip the direction
+    assert verdict([5.0, 5.1, 5.2], [7.0, 7.1, 7.2], higher_is_better=False)["verdict"] == "reproduced"

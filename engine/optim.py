@@ -5,6 +5,8 @@ so ``configs/sched/*.yaml`` are ``_partial_`` and the loop completes them.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.optim import lr_scheduler as lrs
@@ -37,8 +39,10 @@ def onecycle(optimizer, total_steps: int, steps_per_epoch: int, pct_start: float
              div_factor: float = 25.0, final_div_factor: float = 1e4, anneal_strategy: str = "linear"):
     """torch's OneCycleLR peaking at each group's configured lr."""
     max_lr = [g["lr"] for g in optimizer.param_groups]
-    # +1: the constructor counts as step 0 and the loop steps total_steps times
-    return lrs.OneCycleLR(optimizer, max_lr=max_lr, total_steps=max(total_steps, 2) + 1, pct_start=pct_start,
+    # +1: the constructor counts as step 0 and the loop steps total_steps times; tiny runs need
+    # at least one step in each phase, so very short schedules end before the final annealing
+    total = max(total_steps + 1, math.ceil(2 / pct_start) + 1)
+    return lrs.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total, pct_start=pct_start,
                           div_factor=div_factor, final_div_factor=final_div_factor,
                           anneal_strategy=anneal_strategy)
 

@@ -91,7 +91,7 @@ def test_smoke_end_to_end(tmp_path):
     for key in ("test_acc", "test_loss", "val_acc", "params", "macs", "epochs", "seed", "train_time_s",
                 "train_throughput_img_s", "data", "model"):
         assert key in m, key
-    assert m["status"] == "ok" and m["data"] == "synthetic" and m["epochs"] == 1 and m["params"] > 0
+    assert m["status"] == "ok" and m["data"] == "synthetic" and m["epochs"] == 2 and m["params"] > 0
     assert (run / "checkpoints" / "last.pt").is_file()
     assert (run / ".hydra" / "config.yaml").is_file() and (run / "train.log").is_file()
     assert glob.glob(str(run / "wandb" / "offline-run-*" / "run-*.wandb"))

@@ -1,0 +1,92 @@
+"""Trained claims: the consistency metric, and tiny end-to-end sweeps + report on synthetic data."""
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+from torch import nn
+
+from engine.loop import Batches
+from experiments.report import build_reports, collect
+from experiments.trained_shift import consistency, diagonal_stability, shift
+from tests.helpers import run_cli
+
+TINY = ["data=synthetic", "data.image_size=16", "data.train_size=512", "data.test_size=128", "data.val_size=128",
+        "trainer.epochs=1", "model.width=0.25", "logger=none", "trainer.checkpoint=false"]
+
+
+class GlobalPool(nn.Module):
+    """Shift-invariant under circular shifts: circular conv + global average pool."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1, padding_mode="circular")
+
+    def forward(self, x):
+        return self.conv(x).mean((2, 3))
+
+
+class Positional(nn.Module):
+    """Position dependent: a linear layer on the flattened image."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3 * 16 * 16, 4)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1))
+
+
+def _data():
+    g = torch.Generator().manual_seed(0)
+    return torch.randint(0, 256, (256, 3, 16, 16), dtype=torch.uint8, generator=g)
+
+
+def test_shift_is_roll_or_zero_filled_translation():
+    x = torch.arange(16, dtype=torch.float32).view(1, 1, 4, 4)
+    one = torch.tensor([1])
+    assert torch.equal(shift(x, one, one, "circular"), torch.roll(x, (1, 1), (2, 3)))
+    t = shift(x, one, -one, "translate")
+    assert torch.equal(t[0, 0, 1:, :3], x[0, 0, :3, 1:]) and t[0, 0, 0].abs().sum() == 0 and t[0, 0, :, 3].abs().sum() == 0
+    with pytest.raises(ValueError, match="shift mode"):
+        shift(x, one, one, "reflect")
+
+
+def test_consistency_is_100_for_a_shift_invariant_model_and_lower_for_a_positional_one():
+    torch.manual_seed(0)
+    x = _data()
+    prep = Batches((0.5, 0.5, 0.5), (0.25, 0.25, 0.25), torch.device("cpu"), False)
+    inv, pos = GlobalPool(), Positional()
+    assert consistency(inv, x, prep, "fp32", max_shift=4, passes=3, mode="circular") == pytest.approx(100.0)
+    assert consistency(pos, x, prep, "fp32", max_shift=4, passes=3, mode="circular") < 90.0
+    curve = diagonal_stability(inv, x, torch.zeros(len(x), dtype=torch.long), prep, "fp32", diag_max=4)
+    assert max(curve) - min(curve) < 1e-5  # invariant model: flat stability curve
+
+
+def test_even_kernels_sweep_and_report(tmp_path):
+    sweep = tmp_path / "sweep"
+    run_cli("experiment=even_kernels", *TINY, "model.name=resnet20", "model.conv=c2,c2sp", "seed=0,1",
+            f"hydra.sweep.dir={sweep}", multirun=True)
+    ok, failed = collect([sweep])
+    assert len(ok) == 4 and not failed
+    sections = build_reports(ok, tmp_path / "results")
+    out = tmp_path / "results" / "even_kernels"
+    rows = list(csv.DictReader(open(out / "summary.csv")))
+    assert {r["conv"] for r in rows} == {"c2", "c2sp"} and all(r["n"] == "2" for r in rows)
+    assert rows[0]["params"] == rows[1]["params"]  # symmetric padding adds no parameters
+    verdicts = list(csv.DictReader(open(out / "verdicts.csv")))
+    assert verdicts[0]["verdict"] in ("reproduced", "not reproduced", "inconclusive")
+    assert (out / "error_vs_params.png").stat().st_size > 1000 and "even_kernels" in sections
+
+
+def test_blurpool_sweep_reports_consistency(tmp_path):
+    sweep = tmp_path / "sweep"
+    run_cli("experiment=blurpool", *TINY, "model.filt_size=1,3", "data.augment=false", "seed=0",
+            "evaluators.shift.passes=1", f"hydra.sweep.dir={sweep}", multirun=True)
+    ok, _ = collect([sweep])
+    assert len(ok) == 2 and all(0 <= r["consistency_circular"] <= 100 for r in ok)
+    build_reports(ok, tmp_path / "results")
+    out = tmp_path / "results" / "blurpool"
+    assert (out / "consistency_vs_filter.png").exists() and (out / "diagonal.png").exists()
+    assert any("f=3" in r["claim"] for r in csv.DictReader(open(out / "verdicts.csv")))

@@ -116,6 +116,10 @@ def run(out_dir: str, logger, depth: int = 24, channels: int = 4, size: int = 80
         axes[1].plot(ns, [r["drift"] for r in rs], "o-", ms=3, color=c, label=kind.upper())
     axes[0].plot(ns, [-n / 2 for n in ns], "--", color="gray", lw=0.8, label="-n/2")
     axes[1].plot(ns, [n / math.sqrt(2) for n in ns], "--", color="gray", lw=0.8, label="n/sqrt(2) = |(-n/2, -n/2)|")
+    last = {r["kernel"]: r for r in rows if r["depth"] == depth}
+    on_half = [k.upper() for k in kinds if abs(last[k]["dy"] + depth / 2) < 0.1 and abs(last[k]["dx"] + depth / 2) < 0.1]
+    on_zero = [k.upper() for k in kinds if abs(last[k]["dy"]) < 0.1 and abs(last[k]["dx"]) < 0.1]
+    axes[0].set_title(f"on -n/2: {', '.join(on_half) or '-'};  at 0: {', '.join(on_zero) or '-'}", fontsize=8)
     axes[0].set_ylabel("centroid drift [px] (negative = up / left)")
     axes[1].set_ylabel("drift magnitude |(dy, dx)| [px]")
     axes[0].legend(fontsize=7, ncol=2)

@@ -224,8 +224,8 @@ def generic(rows, out: Path) -> tuple[list[dict], list[dict], list[str]]:
 CLAIMS: dict[str, Callable] = {"even_kernels": even_kernels, "blurpool": blurpool}
 
 
-def build_reports(rows, out_dir: str | Path) -> dict[str, str]:
-    """Write tables, verdicts and figures per experiment; return markdown sections by experiment."""
+def build_reports(rows, out_dir: str | Path) -> dict[str, dict]:
+    """Write tables, verdicts and figures per experiment; return {experiment: {"md", "verdicts"}}."""
     sections = {}
     for (exp,), group in _group(rows, ("experiment",)).items():
         out = Path(out_dir) / exp
@@ -245,6 +245,7 @@ def build_reports(rows, out_dir: str | Path) -> dict[str, str]:
                    _md_table([{k: v.get(k, "") for k in ("claim", "metric", "diff", "ci_low", "ci_high", "verdict")}
                               for v in verdicts]), ""]
         md += [f"![{f}]({exp}/{f})" for f in figs]
-        sections[exp] = "\n".join(md) + "\n"
-        (out / "report.md").write_text(sections[exp].replace(f"]({exp}/", "]("))
+        text = "\n".join(md) + "\n"
+        sections[exp] = {"md": text, "verdicts": verdicts}
+        (out / "report.md").write_text(text.replace(f"]({exp}/", "]("))
     return sections

@@ -10,19 +10,24 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from experiments.report import build_reports, collect  # noqa: E402
+from experiments.results_md import render  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("runs", nargs="+", help="run or sweep dirs (searched recursively for metrics.json)")
+    ap.add_argument("runs", nargs="*", help="run or sweep dirs (searched recursively for metrics.json)")
     ap.add_argument("--out", default="results", help="output folder (default: results)")
+    ap.add_argument("--results-md", default=None, help="also write this RESULTS.md (probes read from --out)")
     args = ap.parse_args()
     ok, failed = collect(args.runs)
-    if not ok:
+    if not ok and not args.results_md:
         sys.exit(f"report: no finished training runs under {', '.join(args.runs)}")
     sections = build_reports(ok, args.out)
-    for exp, md in sections.items():
-        print(md)
+    for section in sections.values():
+        print(section["md"])
+    if args.results_md:
+        Path(args.results_md).write_text(render(args.out, sections))
+        print(f"report: wrote {args.results_md}")
     if failed:
         print(f"report: {len(failed)} failed runs were left out:", *[r["run_dir"] for r in failed], sep="\n  ")
 

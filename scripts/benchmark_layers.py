@@ -15,7 +15,7 @@ mmap, returned to the OS on free, so resident memory tracks live tensors; the pe
 Memory is measured after all timings (the mmap threshold slows allocation down); ``malloc_trim(0)``
 before each measurement returns cached heap pages. Cheap ops use >= 15 repetitions.
 
-Usage: ``python scripts/benchmark_layers.py [--quick] [--threads 2]``.
+Usage: ``python scripts/benchmark_layers.py [--quick] [--threads 1] [--reps N]``.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from models.layers import BlurPool2d, SamePadConv2d, SymPadConv2d, involution, involution_unfold  # noqa: E402
+from models.layers import BlurPool2d, SymPadConv2d, involution, involution_unfold  # noqa: E402
 from models.layers.padding import symmetric_pad, symmetric_pad_sizes  # noqa: E402
 
 
@@ -150,7 +150,7 @@ def main() -> None:
     variants = {"sympad: 4 pads + cat (seed 000)": sympad_four_pads,
                 "sympad: 1 pad + 4 crops + cat": sympad_one_pad_slices,
                 "sympad: zeros + 4 copies": sympad_zeros_copy,
-                "sympad: fused autograd.Function": symmetric_pad}
+                "sympad: fused autograd.Function": lambda t: symmetric_pad(t, 2)}
     for f in variants.values():
         assert torch.equal(F.conv2d(f(xs), w), ref)
     sym_fns = {"plain 2x2 conv, VALID (31x31 out)": fwd_bwd(lambda a, b: F.conv2d(a, b), xs, w),

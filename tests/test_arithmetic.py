@@ -166,3 +166,8 @@ def test_receptive_field_residual_main_path():
     rf = receptive_field(nn.Sequential(_Block(), _Block2()), (4, 32, 32))
     assert [l[0] for l in rf.layers] == ["0.conv1", "0.conv2", "1.conv1", "1.conv2"]
     assert rf.jump == 4 and rf.size == 1 + 2 + 2 * 2 + 2 * 2 + 2 * 4
+
+
+def test_receptive_field_composite_root():
+    rf = receptive_field(Involution2d(16, 7, 2), (16, 32, 32))
+    assert rf.layers == [("", 7, 2, 1)] and rf.size == 7 and rf.jump == 2

@@ -495,3 +495,28 @@ def test_create_conv_errors_and_downsample():
     assert isinstance(create_downsample("maxblur", 8), MaxBlurPool2d)
     with pytest.raises(ValueError, match="blurpool"):
         create_downsample("avg", 8)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_involution_cuda_fp32_and_autocast():
+    torch.manual_seed(0)
+    x, ker = _inv_inputs(2, 32, 2, 16, 16, 7, 1)
+    x, ker = x.cuda().requires_grad_(), ker.cuda().requires_grad_()
+    y = involution(x, ker, 7)
+    torch.testing.assert_close(y, involution_unfold(x, ker, 7), atol=1e-4, rtol=1e-4)
+    m = Involution2d(32, 7).cuda()
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        y = m(x)
+    assert y.dtype == torch.float32
+    y.sum().backward()
+    assert torch.isfinite(m.conv2.weight.grad).all()
+
+
+@pytest.mark.parametrize("k", [2, 4])
+def test_symmetric_pad_gradcheck(k):
+    from models.layers import symmetric_pad
+
+    x = torch.randn(1, 8, 4, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: symmetric_pad(t, k), (x,))
+    ref = torch.cat([F.pad(g, p) for g, p in zip(x.chunk(4, 1), symmetric_pad_sizes(k))], 1)
+    assert torch.equal(symmetric_pad(x, k), ref)

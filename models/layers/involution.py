@@ -13,8 +13,11 @@ Aggregation (stride s, K x K, zero padding ``(K-1)//2``, groups G, channel c in 
 ``involution`` is a ``torch.library`` custom op (``convdesign::involution``) with a registered
 autograd formula and a registered FLOP formula (so ``torch.utils.flop_counter.FlopCounterMode`` and
 ``models.complexity.profile`` count ``C*K*K`` MACs per output pixel). Forward and backward save only
-``x`` and ``kernel`` and loop over the K*K taps with strided slices of the zero-padded input:
-memory O(|x| + |kernel|) instead of O(K*K*|x|); low-precision inputs accumulate in fp32.
+``x`` and ``kernel`` and loop over the K*K taps with shifted slices of the zero-padded input
+(stride 1: one contiguous 1-D slice per tap of the flattened padded image, see ``_Layout``), in
+batch chunks of ~1 MiB so the 49 passes stay cache-resident. Memory O(|x| + |kernel|) instead of
+O(K*K*|x|); low-precision inputs accumulate in fp32. On CPU (B=32, C=64, 32x32, K=7, fwd+bwd) it is
+~10x faster than the unfold reference with ~1/10 of its extra peak memory (scripts/benchmark_layers.py).
 """
 from __future__ import annotations
 
@@ -49,25 +52,70 @@ def _check(x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, stride: int)
     return b, c, h, w, g, ho, wo
 
 
-def _taps(kernel_size: int, stride: int, ho: int, wo: int):
-    """(tap index, row slice, col slice) into the padded input for each of the K*K taps."""
-    for u in range(kernel_size):
-        rs = slice(u, u + stride * (ho - 1) + 1, stride)
-        for v in range(kernel_size):
-            yield u * kernel_size + v, rs, slice(v, v + stride * (wo - 1) + 1, stride)
+class _Layout:
+    """Where each of the K*K taps reads in the zero-padded input.
+
+    stride 1: the padded input (``rows x row``, ``row = W + 2p``) is flattened per channel and
+    output pixel ``(i, j)`` is stored at ``q = i*row + j`` (columns ``j >= Wo`` are scratch, cropped
+    at the end). Tap ``(u, v)`` then reads ``flat[u*row + v + q]``: ONE contiguous 1-D slice with a
+    long inner loop, instead of a short 2-D window (extra bottom rows keep it in bounds).
+    stride s > 1: 2-D strided windows ``[u : u + s*(Ho-1) + 1 : s, v : v + s*(Wo-1) + 1 : s]``.
+    """
+
+    def __init__(self, h: int, w: int, k: int, s: int) -> None:
+        self.p = p = (k - 1) // 2
+        self.k, self.s = k, s
+        self.ho, self.wo = involution_output_size(h, k, s), involution_output_size(w, k, s)
+        self.row = w + 2 * p
+        if s == 1:
+            self.ocols = self.row  # stored output columns (incl. scratch)
+            last = (k - 1) * self.row + (k - 1) + self.ho * self.row - 1
+            self.rows = max(h + 2 * p, last // self.row + 1)
+        else:
+            self.ocols = self.wo
+            self.rows = h + 2 * p
+        self.pad = (p, p, p, self.rows - h - p)  # F.pad (left, right, top, bottom)
+
+    def view(self, t: torch.Tensor) -> torch.Tensor:
+        """(B, G, Cg, rows*row) flat padded tensor -> the view the tap indices apply to."""
+        return t if self.s == 1 else t.unflatten(-1, (self.rows, self.row))
+
+    def out_shape(self) -> tuple[int, ...]:
+        return (self.ho * self.ocols,) if self.s == 1 else (self.ho, self.ocols)
+
+    def taps(self):
+        k, s = self.k, self.s
+        for u in range(k):
+            for v in range(k):
+                if s == 1:
+                    off = u * self.row + v
+                    idx = (slice(off, off + self.ho * self.row),)
+                else:
+                    idx = (slice(u, u + s * (self.ho - 1) + 1, s), slice(v, v + s * (self.wo - 1) + 1, s))
+                yield u * k + v, (Ellipsis, *idx)
+
+
+def _chunk(b: int, per_sample_bytes: int) -> int:
+    """Batch chunk so one chunk of the padded input stays around 1 MiB (cache-resident tap loop)."""
+    return max(1, min(b, (1 << 20) // max(per_sample_bytes, 1)))
 
 
 @torch.library.custom_op("convdesign::involution", mutates_args=())
 def _involution_fwd(x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, stride: int) -> torch.Tensor:
     b, c, h, w, g, ho, wo = _check(x, kernel, kernel_size, stride)
-    p = (kernel_size - 1) // 2
+    lay = _Layout(h, w, kernel_size, stride)
     acc = torch.float32 if x.dtype in _LOW_PRECISION else x.dtype
-    xp = F.pad(x, (p, p, p, p)).view(b, g, c // g, h + 2 * p, w + 2 * p)
-    k = kernel.to(acc).unsqueeze(2)  # (B, G, 1, K*K, Ho, Wo)
-    out = torch.zeros(b, g, c // g, ho, wo, dtype=acc, device=x.device)
-    for t, rs, cs in _taps(kernel_size, stride, ho, wo):
-        out.addcmul_(xp[..., rs, cs], k[:, :, :, t])
-    return out.view(b, c, ho, wo).to(x.dtype)
+    kk = kernel_size * kernel_size
+    xf = lay.view(F.pad(x, lay.pad).view(b, g, c // g, lay.rows * lay.row))
+    # kernel laid out like the output (scratch columns zero), (B, G, 1, K*K, *out_shape)
+    kf = F.pad(kernel.to(acc), (0, lay.ocols - wo)).view(b, g, 1, kk, *lay.out_shape())
+    out = torch.zeros(b, g, c // g, *lay.out_shape(), dtype=acc, device=x.device)
+    step = _chunk(b, xf[0].numel() * xf.element_size())
+    for b0 in range(0, b, step):
+        o, xc, kc = out[b0:b0 + step], xf[b0:b0 + step], kf[b0:b0 + step]
+        for t, idx in lay.taps():
+            o.addcmul_(xc[idx], kc[:, :, :, t])
+    return out.view(b, c, ho, lay.ocols)[..., :wo].to(x.dtype, copy=True)
 
 
 @_involution_fwd.register_fake
@@ -81,18 +129,27 @@ def _involution_bwd(
     grad: torch.Tensor, x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, stride: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     b, c, h, w, g, ho, wo = _check(x, kernel, kernel_size, stride)
-    p = (kernel_size - 1) // 2
+    lay = _Layout(h, w, kernel_size, stride)
     acc = torch.float32 if x.dtype in _LOW_PRECISION else x.dtype
-    xp = F.pad(x, (p, p, p, p)).view(b, g, c // g, h + 2 * p, w + 2 * p)
-    go = grad.to(acc).reshape(b, g, c // g, ho, wo)
-    k = kernel.to(acc).unsqueeze(2)
-    gxp = torch.zeros(b, g, c // g, h + 2 * p, w + 2 * p, dtype=acc, device=x.device)
-    gk = torch.empty(b, g, kernel_size * kernel_size, ho, wo, dtype=acc, device=x.device)
-    for t, rs, cs in _taps(kernel_size, stride, ho, wo):
-        torch.sum(go * xp[..., rs, cs], dim=2, out=gk[:, :, t])  # per-tap reduction over group channels
-        gxp[..., rs, cs].addcmul_(go, k[:, :, :, t])  # scatter-add shifted products
-    gx = gxp[..., p:p + h, p:p + w].reshape(b, c, h, w)
-    return gx.to(x.dtype), gk.to(kernel.dtype)
+    kk = kernel_size * kernel_size
+    xf = lay.view(F.pad(x, lay.pad).view(b, g, c // g, lay.rows * lay.row))
+    # zero scratch columns in the output gradient, so they scatter nothing into grad_x
+    go = F.pad(grad.to(acc), (0, lay.ocols - wo)).reshape(b, g, c // g, *lay.out_shape())
+    kf = F.pad(kernel.to(acc), (0, lay.ocols - wo)).view(b, g, 1, kk, *lay.out_shape())
+    gxf = torch.zeros(b, g, c // g, lay.rows * lay.row, dtype=acc, device=x.device)
+    gxv = lay.view(gxf)
+    gk = torch.empty(b, g, kk, *lay.out_shape(), dtype=acc, device=x.device)
+    step = _chunk(b, xf[0].numel() * xf.element_size())
+    for b0 in range(0, b, step):
+        e = b0 + step
+        goc, xc, kc, gxc, gkc = go[b0:e], xf[b0:e], kf[b0:e], gxv[b0:e], gk[b0:e]
+        for t, idx in lay.taps():
+            torch.sum(goc * xc[idx], dim=2, out=gkc[:, :, t])  # per-tap reduction over group channels
+            gxc[idx].addcmul_(goc, kc[:, :, :, t])  # scatter-add shifted products
+    p = lay.p
+    gx = gxf.view(b, c, lay.rows, lay.row)[..., p:p + h, p:p + w].to(x.dtype, copy=True)
+    gk = gk.view(b, g, kk, ho, lay.ocols)[..., :wo].to(kernel.dtype, copy=True)
+    return gx, gk
 
 
 @_involution_bwd.register_fake

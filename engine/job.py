@@ -12,51 +12,63 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from engine import distributed as dist
-from engine.checkpoint import load_checkpoint, write_json_atomic
+from engine.checkpoint import CheckpointError, load_checkpoint, remove_stale_temps, write_json_atomic
+from engine.data import DataUnavailableError
 from engine.logger import NullLogger
 from engine.loop import NonFiniteLossError, fit, resolve_device, seed_everything
+from engine.validate import ConfigError
 
 log = logging.getLogger(__name__)
 
 
-def _make_logger(cfg: DictConfig, out_dir: Path):
+def _resume_run_id(cfg: DictConfig, out_dir: Path) -> str | None:
+    """Check ``checkpoints/last.pt`` before any data is loaded; return the wandb run id to continue."""
+    ckpt = out_dir / "checkpoints" / "last.pt"
+    for tmp in remove_stale_temps(ckpt) if dist.is_main() else ():
+        log.warning("removed %s, a partial checkpoint of a killed save", tmp)
+    if not (cfg.trainer.resume and ckpt.exists()):
+        return None
+    try:
+        state = load_checkpoint(ckpt)
+    except CheckpointError as e:
+        raise CheckpointError(f"{e}; nothing was changed: delete it to restart this run from scratch, or "
+                              f"choose another run dir (hydra.run.dir=...)") from None
+    log.info("resuming %s from epoch %d", out_dir, state["epoch"])
+    return state.get("wandb_id")
+
+
+def _make_logger(cfg: DictConfig, out_dir: Path, run_id: str | None):
     if not dist.is_main() or cfg.logger is None or not cfg.logger.get("_target_"):
         return NullLogger()
-    ckpt = out_dir / "checkpoints" / "last.pt"
-    run_id = None
-    if cfg.trainer.resume and ckpt.exists():
-        try:
-            run_id = load_checkpoint(ckpt).get("wandb_id")
-        except RuntimeError:
-            run_id = None
     plain = OmegaConf.to_container(cfg, resolve=True)
     return instantiate(cfg.logger, _partial_=True)(save_dir=str(out_dir), run_config=plain, run_id=run_id)
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Run the job described by ``cfg`` and return its final metrics (also in ``metrics.json``)."""
+    """Run the job described by ``cfg`` and return its final metrics (also in ``metrics.json``).
+
+    ``metrics.json`` is written whatever happens: ``status`` is ``ok``, or ``failed`` with ``error``
+    (the exception is re-raised; the wandb run, if any, is finished with exit code 1).
+    """
     from engine.validate import validate_config
 
-    validate_config(cfg)
     out_dir = Path(cfg.paths.output_dir)
-    dist.init()
-    seed_everything(int(cfg.seed), bool(cfg.trainer.deterministic))
-    device = resolve_device(str(cfg.trainer.device))
-    torch.set_float32_matmul_precision("high")
-    logger = _make_logger(cfg, out_dir)
-    t0 = time.time()
+    t0, device, logger = time.time(), None, NullLogger()
     metrics: dict[str, Any] = {"status": "running"}
     try:
+        validate_config(cfg)
+        dist.init()
+        seed_everything(int(cfg.seed), bool(cfg.trainer.deterministic))
+        device = resolve_device(str(cfg.trainer.device))
+        torch.set_float32_matmul_precision("high")
+        logger = _make_logger(cfg, out_dir, _resume_run_id(cfg, out_dir) if cfg.task != "probe" else None)
         if cfg.task == "probe":
             metrics = dict(instantiate(cfg.probe)(out_dir=str(out_dir), logger=logger))
         else:
             metrics = fit(cfg, device, logger, out_dir)
         metrics["status"] = "ok"
-    except NonFiniteLossError as e:
-        metrics = {"status": "failed", "error": str(e)}
-        raise
     except BaseException as e:
-        metrics = {"status": "failed", "error": f"{type(e).__name__}: {e}"}
+        metrics = {"status": "failed", "error": describe_error(e)}
         raise
     finally:
         metrics.update(_bookkeeping(cfg, device, time.time() - t0))
@@ -68,11 +80,19 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
-def _bookkeeping(cfg: DictConfig, device: torch.device, wall: float) -> dict[str, Any]:
-    return {"seed": int(cfg.seed), "data": cfg.data.name, "model": cfg.model.get("name", "n/a"),
+def describe_error(e: BaseException) -> str:
+    """One line: the message of an expected failure, ``Type: message`` of anything else."""
+    expected = (ConfigError, CheckpointError, DataUnavailableError, NonFiniteLossError)
+    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return text if isinstance(e, expected) else f"{type(e).__name__}: {text}".rstrip(": ")
+
+
+def _bookkeeping(cfg: DictConfig, device: torch.device | None, wall: float) -> dict[str, Any]:
+    gpu = f" {torch.cuda.get_device_name(device)}" if device is not None and device.type == "cuda" else ""
+    return {"seed": cfg.seed, "data": cfg.data.name, "model": cfg.model.get("name", "n/a"),
             "task": cfg.task, "experiment": cfg.get("experiment_name") or "default",
-            "variant": cfg.get("variant") or "", "precision": cfg.trainer.precision, "device": str(device),
-            "hardware": f"{platform.machine()} {platform.processor() or ''} x{torch.get_num_threads()} threads"
-            + (f" {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""),
+            "variant": cfg.get("variant") or "", "precision": cfg.trainer.precision,
+            "device": str(device if device is not None else cfg.trainer.device),
+            "hardware": f"{platform.machine()} {platform.processor() or ''} x{torch.get_num_threads()} threads{gpu}",
             "torch": torch.__version__, "wall_time_s": wall,
             "date": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())}

@@ -34,11 +34,13 @@ class WandbLogger(NullLogger):
         save_dir: the Hydra run dir; wandb writes ``save_dir/wandb/offline-run-*``.
         run_config: the resolved config as a plain dict.
         run_id: resume this run (the id is stored in the checkpoint).
+        init_timeout: seconds ``mode=online`` waits for the server before logging offline instead
+            (``+logger.init_timeout=60`` on a slow link).
     """
 
     def __init__(self, project: str, mode: str = "offline", save_dir: str = ".", name: str | None = None,
                  group: str | None = None, tags: list[str] | None = None, run_config: dict | None = None,
-                 run_id: str | None = None, entity: str | None = None, init_timeout: float = 30.0):
+                 run_id: str | None = None, entity: str | None = None, init_timeout: float = 10.0):
         import wandb
 
         self._wandb = wandb
@@ -55,7 +57,9 @@ class WandbLogger(NullLogger):
         except Exception as e:  # no network / auth failure: fail fast to offline, never hang
             if mode != "online":
                 raise
-            log.warning("wandb: online init failed (%s); logging offline instead", e)
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            log.warning("wandb: online init failed within %gs (%s); logging offline instead (sync later with "
+                        "`wandb sync`)", init_timeout, first)
             self.run = wandb.init(mode="offline", **kwargs)
         self.run_id = self.run.id
 

@@ -28,6 +28,7 @@ from engine.checkpoint import load_checkpoint, save_atomic, write_json_atomic
 from engine.data import channel_stats, split_train_val
 from engine.logger import NullLogger
 from engine.optim import param_groups
+from engine.validate import check_split_sizes
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,7 @@ def fit(cfg: DictConfig, device: torch.device, logger, out_dir: Path) -> dict[st
     tcfg, dcfg = cfg.trainer, cfg.data
     t_setup = time.perf_counter()
     raw = instantiate(dcfg.source)
+    check_split_sizes(cfg, len(raw.train_y))  # ConfigError (one line) for sizes the dataset cannot give
     (trx, tr_y), (vx, vy) = split_train_val(raw, int(dcfg.val_size), int(cfg.seed))
     if dcfg.get("train_subset"):
         trx, tr_y = trx[: int(dcfg.train_subset)], tr_y[: int(dcfg.train_subset)]
@@ -199,6 +201,9 @@ def fit(cfg: DictConfig, device: torch.device, logger, out_dir: Path) -> dict[st
         log.info("epoch %d/%d  train_loss %.4f  train_acc %.2f  val_loss %.4f  val_acc %.2f  lr %.4g  %.1fs "
                  "(%.0f img/s)", epoch + 1, epochs, row["train_loss"], row["train_acc"], val_loss, val_acc,
                  row["lr"], dt, row["throughput_img_s"])
+        if not all(t.isfinite().all() for t in model.state_dict().values() if t.is_floating_point()):
+            raise NonFiniteLossError(f"model weights became non-finite in epoch {epoch + 1} (not checkpointed); "
+                                     f"lower optim.lr (now {cfg.optim.lr}) or use trainer.precision=fp32")
         if tcfg.checkpoint and dist.is_main():
             save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                          "scheduler": scheduler.state_dict(), "rng": _rng_state(gen), "epoch": epoch + 1,

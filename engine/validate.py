@@ -1,6 +1,12 @@
-"""Config validation before any data is loaded: one line naming the key, the value and what is allowed."""
+"""Config validation before any data is loaded: one line naming the key, the value and what is allowed.
+
+``validate_config(cfg)`` raises ``ConfigError("<key>=<value> is invalid: <allowed>")``; ``train.py``
+prints it as ``config error: ...`` and exits with code 2. Sizes of a real dataset are only known
+once it is loaded: the training loop calls ``check_split_sizes`` then (same error, same exit code).
+"""
 from __future__ import annotations
 
+import math
 import re
 
 from omegaconf import DictConfig
@@ -11,19 +17,21 @@ class ConfigError(ValueError):
 
 
 DATASETS = ("fashion_mnist", "cifar10", "cifar100", "image_folder", "synthetic")
-DOWNSAMPLE = ("strided", "blurpool", "maxblur")
+PRECISIONS = ("bf16", "fp32")
 
 
-def _require(ok: bool, key: str, value, allowed: str) -> None:
+def require(ok: bool, key: str, value, allowed: str) -> None:
+    """Raise ``ConfigError("<key>=<value> is invalid: <allowed>")`` unless ``ok``."""
     if not ok:
         raise ConfigError(f"{key}={value!r} is invalid: {allowed}")
 
 
-def _positive(cfg: DictConfig, key: str, integer: bool = True) -> None:
-    value = _get(cfg, key)
-    kind = int if integer else (int, float)
-    _require(isinstance(value, kind) and not isinstance(value, bool) and value > 0, key, value,
-             f"must be a positive {'integer' if integer else 'number'}")
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _get(cfg: DictConfig, key: str):
@@ -33,74 +41,139 @@ def _get(cfg: DictConfig, key: str):
     return node
 
 
+def _positive(cfg: DictConfig, key: str, integer: bool = True) -> None:
+    value = _get(cfg, key)
+    ok = (_is_int(value) if integer else _is_num(value)) and value > 0
+    require(ok, key, value, f"must be a positive {'integer' if integer else 'number'}")
+
+
+def _in_range(cfg: DictConfig, key: str, lo: float, hi: float, hi_open: bool = True) -> None:
+    value = _get(cfg, key)
+    ok = _is_num(value) and lo <= value and (value < hi if hi_open else value <= hi)
+    require(ok, key, value, f"must be a number in [{lo}, {hi}{')' if hi_open else ']'}")
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Raise ``ConfigError`` for the first invalid value found."""
-    _require(cfg.task in ("train", "probe"), "task", cfg.task, "allowed: train, probe")
-    _require(isinstance(cfg.seed, int), "seed", cfg.seed, "must be an integer")
-    t = cfg.trainer
-    _require(t.precision in ("bf16", "fp32"), "trainer.precision", t.precision, "allowed: bf16, fp32")
-    _require(bool(re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(t.device))), "trainer.device", t.device,
-             "allowed: auto, cpu, cuda, cuda:N")
+    require(cfg.task in ("train", "probe"), "task", cfg.task, "allowed: train, probe")
+    require(_is_int(cfg.seed), "seed", cfg.seed, "must be an integer")
+    _validate_device(cfg.trainer)
     if cfg.task == "probe":
-        _require(cfg.get("probe") is not None and cfg.probe.get("_target_"), "probe", cfg.get("probe"),
-                 "task=probe needs probe._target_ (use an experiment= config)")
+        require(cfg.get("probe") is not None and cfg.probe.get("_target_"), "probe", cfg.get("probe"),
+                "task=probe needs probe._target_ (use an experiment= config)")
         return
+    _validate_trainer(cfg)
+    _validate_data(cfg)
+    _validate_optim(cfg)
+    _validate_model(cfg)
+
+
+def _validate_device(t: DictConfig) -> None:
+    require(t.precision in PRECISIONS, "trainer.precision", t.precision, f"allowed: {', '.join(PRECISIONS)}")
+    device = str(t.device)
+    require(bool(re.fullmatch(r"auto|cpu|cuda(:\d+)?", device)), "trainer.device", t.device,
+            "allowed: auto, cpu, cuda, cuda:N")
+    if device.startswith("cuda"):
+        import torch
+
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        require(n > 0, "trainer.device", device, "CUDA is not available on this machine; use cpu or auto")
+        index = int(device.split(":")[1]) if ":" in device else 0
+        require(index < n, "trainer.device", device, f"this machine has {n} CUDA device(s): cuda:0..cuda:{n - 1}")
+
+
+def _validate_trainer(cfg: DictConfig) -> None:
     _positive(cfg, "trainer.epochs")
-    _require(0 <= t.label_smoothing < 1, "trainer.label_smoothing", t.label_smoothing, "must be in [0, 1)")
-    if t.get("max_steps_per_epoch") is not None:
+    _in_range(cfg, "trainer.label_smoothing", 0, 1)
+    if cfg.trainer.get("max_steps_per_epoch") is not None:
         _positive(cfg, "trainer.max_steps_per_epoch")
     _positive(cfg, "trainer.eval_batch_size")
+
+
+def _validate_data(cfg: DictConfig) -> None:
     d = cfg.data
-    _require(d.name in DATASETS, "data.name", d.name, f"allowed: {', '.join(DATASETS)}")
+    require(d.name in DATASETS, "data.name", d.name, f"allowed: {', '.join(DATASETS)}")
     _positive(cfg, "data.batch_size")
-    _require(isinstance(d.val_size, int) and d.val_size >= 0, "data.val_size", d.val_size,
-             "must be an integer >= 0")
+    require(_is_int(d.val_size) and d.val_size >= 0, "data.val_size", d.val_size, "must be an integer >= 0")
     if d.get("train_subset") is not None:
         _positive(cfg, "data.train_subset")
-    if d.name == "synthetic":
-        for key in ("image_size", "channels", "num_classes", "train_size", "test_size"):
-            _positive(cfg, f"data.{key}")
-        _require(d.num_classes >= 2, "data.num_classes", d.num_classes, "must be >= 2")
-        _require(d.val_size < d.train_size, "data.val_size", d.val_size,
-                 f"must be smaller than data.train_size={d.train_size}")
     for key in ("crop_padding", "cutout"):
         v = d.aug.get(key, 0)
-        _require(isinstance(v, int) and v >= 0, f"data.aug.{key}", v, "must be an integer >= 0")
+        require(_is_int(v) and v >= 0, f"data.aug.{key}", v, "must be an integer >= 0")
+    if d.name == "synthetic":  # sizes known before loading; real datasets are checked after loading
+        for key in ("image_size", "channels", "num_classes", "train_size", "test_size"):
+            _positive(cfg, f"data.{key}")
+        require(d.num_classes >= 2, "data.num_classes", d.num_classes, "must be >= 2")
+        check_split_sizes(cfg, d.train_size)
+
+
+def check_split_sizes(cfg: DictConfig, n_train: int) -> None:
+    """``data.val_size``, ``data.train_subset`` and ``data.batch_size`` against ``n_train`` images."""
+    d = cfg.data
+    require(d.val_size < n_train, "data.val_size", d.val_size,
+            f"must be smaller than the {n_train} training images of data={d.name}")
+    left = n_train - d.val_size
+    if d.get("train_subset") is not None:
+        require(d.train_subset <= left, "data.train_subset", d.train_subset,
+                f"must be <= the {left} training images left after data.val_size={d.val_size}")
+        left = d.train_subset
+    require(d.batch_size <= left, "data.batch_size", d.batch_size,
+            f"must be <= the {left} training images (after data.val_size={d.val_size})")
+
+
+def _validate_optim(cfg: DictConfig) -> None:
     _positive(cfg, "optim.lr", integer=False)
-    _require(cfg.optim.get("weight_decay", 0) >= 0, "optim.weight_decay", cfg.optim.get("weight_decay"),
-             "must be >= 0")
-    _validate_model(cfg)
+    wd = cfg.optim.get("weight_decay", 0)
+    require(_is_num(wd) and wd >= 0, "optim.weight_decay", wd, "must be a number >= 0")
+    if "momentum" in cfg.optim:
+        _in_range(cfg, "optim.momentum", 0, 1)
+    if "warmup_epochs" in cfg.sched:
+        _in_range(cfg, "sched.warmup_epochs", 0, cfg.trainer.epochs, hi_open=False)
+    if "pct_start" in cfg.sched:
+        _in_range(cfg, "sched.pct_start", 0, 1)
 
 
 def _validate_model(cfg: DictConfig) -> None:
     import models
-    from models.layers import CONV_KINDS
+    from models.layers import CONV_KINDS, DOWNSAMPLE_KINDS
 
     m = cfg.model
     names = models.list_models()
-    _require(m.name in names, "model.name", m.name, f"allowed: {', '.join(names)}")
+    require(m.get("name") in names, "model.name", m.get("name"), f"allowed: {', '.join(names)}")
     if "conv" in m:
-        _require(m.conv in CONV_KINDS, "model.conv", m.conv, f"allowed: {', '.join(CONV_KINDS)}")
+        require(m.conv in CONV_KINDS, "model.conv", m.conv, f"allowed: {', '.join(CONV_KINDS)}")
     if "downsample" in m:
-        _require(m.downsample in DOWNSAMPLE, "model.downsample", m.downsample, f"allowed: {', '.join(DOWNSAMPLE)}")
+        require(m.downsample in DOWNSAMPLE_KINDS, "model.downsample", m.downsample,
+                f"allowed: {', '.join(DOWNSAMPLE_KINDS)}")
     if "filt_size" in m:
-        _require(isinstance(m.filt_size, int) and 1 <= m.filt_size <= 7, "model.filt_size", m.filt_size,
-                 "must be an integer in 1..7")
+        require(_is_int(m.filt_size) and 1 <= m.filt_size <= 7, "model.filt_size", m.filt_size,
+                "must be an integer in 1..7")
     if "kernel_size" in m:
-        _require(isinstance(m.kernel_size, int) and m.kernel_size % 2 == 1 and m.kernel_size > 0,
-                 "model.kernel_size", m.kernel_size, "involution kernels must be odd (3, 5, 7, ...)")
-    if "alpha" in m:
-        _require(0 <= m.alpha < 1, "model.alpha", m.alpha, "octave alpha must be in [0, 1)")
-        size = cfg.data.image_size
-        _require(m.alpha == 0 or size % 8 == 0, "data.image_size", size,
-                 f"octave alpha={m.alpha} needs a size divisible by 8 (the low-frequency branch halves 3 times)")
+        require(_is_int(m.kernel_size) and m.kernel_size % 2 == 1 and m.kernel_size > 0,
+                "model.kernel_size", m.kernel_size, "involution kernels must be odd (3, 5, 7, ...)")
+    if "group_channels" in m:
+        _positive(cfg, "model.group_channels")
     if "width" in m:
         _positive(cfg, "model.width", integer=False)
-    # Last: build the model so every constructor check (channel splits, group counts...) runs now.
+    if "alpha" in m:
+        _in_range(cfg, "model.alpha", 0, 1)
+        size = cfg.data.image_size
+        require(m.alpha == 0 or size % 8 == 0, "data.image_size", size,
+                f"octave alpha={m.alpha} needs a size divisible by 8 (the low-frequency branch halves 3 times)")
+    _build_model(m)
+
+
+def _build_model(m: DictConfig) -> None:
+    """Build the model so every constructor check (channel splits, group counts, ...) runs now."""
     from hydra.utils import instantiate
 
     try:
         instantiate(m)
     except Exception as e:
         cause = e.__cause__ or e
-        raise ConfigError(f"model={m.name}: {cause}") from None
+        raise ConfigError(f"model={m.name!r} is invalid: {_first_line(cause)}") from None
+
+
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else type(e).__name__

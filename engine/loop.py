@@ -25,12 +25,13 @@ from tqdm import tqdm
 from engine import distributed as dist
 from engine.augment import BatchAugment
 from engine.checkpoint import load_checkpoint, save_atomic, write_json_atomic
-from engine.data import channel_stats, split_train_val
+from engine.data import RawData, channel_stats, split_train_val
 from engine.logger import NullLogger
 from engine.optim import param_groups
 from engine.validate import check_split_sizes
 
 log = logging.getLogger(__name__)
+SPLIT_SEED = 0  # one train/val partition (and train_subset) for every run seed: seeds vary init and order
 
 
 class NonFiniteLossError(RuntimeError):
@@ -117,9 +118,11 @@ def fit(cfg: DictConfig, device: torch.device, logger, out_dir: Path) -> dict[st
     t_setup = time.perf_counter()
     raw = instantiate(dcfg.source)
     check_split_sizes(cfg, len(raw.train_y))  # ConfigError (one line) for sizes the dataset cannot give
-    (trx, tr_y), (vx, vy) = split_train_val(raw, int(dcfg.val_size), int(cfg.seed))
-    if dcfg.get("train_subset"):
-        trx, tr_y = trx[: int(dcfg.train_subset)], tr_y[: int(dcfg.train_subset)]
+    (trx, tr_y), (vx, vy) = split_train_val(raw, int(dcfg.val_size), SPLIT_SEED)
+    if dcfg.get("train_subset") and int(dcfg.train_subset) < len(tr_y):
+        # a stratified random subset (image folders are sorted by class: never take the first N)
+        rest = RawData(trx, tr_y, trx[:0], tr_y[:0], raw.classes)
+        _, (trx, tr_y) = split_train_val(rest, int(dcfg.train_subset), SPLIT_SEED)
     mean, std = channel_stats(trx)
     trx, tr_y, vx, vy = (t.to(device) for t in (trx, tr_y, vx, vy))
     tex, tey = raw.test_x.to(device), raw.test_y.to(device)
@@ -178,8 +181,7 @@ def fit(cfg: DictConfig, device: torch.device, logger, out_dir: Path) -> dict[st
                 loss = F.cross_entropy(out.float(), y, label_smoothing=float(tcfg.label_smoothing))
             if not torch.isfinite(loss):
                 raise NonFiniteLossError(f"training loss is {loss.item()} at epoch {epoch + 1}, "
-                                         f"step {len(history) * steps_per_epoch + n // len(y)}; lower optim.lr "
-                                         f"(now {cfg.optim.lr}) or use trainer.precision=fp32")
+                                         f"step {len(history) * steps_per_epoch + n // len(y)}; {_nan_hint(cfg)}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -203,7 +205,7 @@ def fit(cfg: DictConfig, device: torch.device, logger, out_dir: Path) -> dict[st
                  row["lr"], dt, row["throughput_img_s"])
         if not all(t.isfinite().all() for t in model.state_dict().values() if t.is_floating_point()):
             raise NonFiniteLossError(f"model weights became non-finite in epoch {epoch + 1} (not checkpointed); "
-                                     f"lower optim.lr (now {cfg.optim.lr}) or use trainer.precision=fp32")
+                                     f"{_nan_hint(cfg)}")
         if tcfg.checkpoint and dist.is_main():
             save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                          "scheduler": scheduler.state_dict(), "rng": _rng_state(gen), "epoch": epoch + 1,
@@ -225,6 +227,11 @@ def fit(cfg: DictConfig, device: torch.device, logger, out_dir: Path) -> dict[st
         log.info("evaluator %s: %s", name, extra)
         metrics.update(extra)
     return metrics
+
+
+def _nan_hint(cfg: DictConfig) -> str:
+    hint = f"lower optim.lr (now {cfg.optim.lr})"
+    return hint + (" or use trainer.precision=fp32" if cfg.trainer.precision == "bf16" else "")
 
 
 def _complexity(model: torch.nn.Module, input_size: tuple[int, ...]) -> dict[str, int]:

@@ -1,6 +1,7 @@
 """One Hydra job: validate, build the logger, run a probe or ``fit``, write ``metrics.json``, finish."""
 from __future__ import annotations
 
+import json
 import logging
 import platform
 import time
@@ -53,6 +54,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from engine.validate import validate_config
 
     out_dir = Path(cfg.paths.output_dir)
+    done = _finished(cfg, out_dir)
+    if done is not None:
+        log.info("skipping %s: finished before (trainer.skip_finished=true)", out_dir)
+        return done
+    if cfg.trainer.get("threads"):
+        torch.set_num_threads(int(cfg.trainer.threads))
     t0, device, logger = time.time(), None, NullLogger()
     metrics: dict[str, Any] = {"status": "running"}
     try:
@@ -80,6 +87,18 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
+def _finished(cfg: DictConfig, out_dir: Path) -> dict[str, Any] | None:
+    """The metrics of an earlier successful run in ``out_dir`` when ``trainer.skip_finished`` is set."""
+    path = out_dir / "metrics.json"
+    if not (cfg.trainer.get("skip_finished") and path.exists()):
+        return None
+    try:
+        metrics = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return metrics if metrics.get("status") == "ok" else None
+
+
 def describe_error(e: BaseException) -> str:
     """One line: the message of an expected failure, ``Type: message`` of anything else."""
     expected = (ConfigError, CheckpointError, DataUnavailableError, NonFiniteLossError)
@@ -89,9 +108,11 @@ def describe_error(e: BaseException) -> str:
 
 def _bookkeeping(cfg: DictConfig, device: torch.device | None, wall: float) -> dict[str, Any]:
     gpu = f" {torch.cuda.get_device_name(device)}" if device is not None and device.type == "cuda" else ""
-    return {"seed": cfg.seed, "data": cfg.data.name, "model": cfg.model.get("name", "n/a"),
+    probe = cfg.task == "probe"
+    return {"seed": cfg.seed, "data": "none" if probe else cfg.data.name,
+            "model": "none" if probe else cfg.model.get("name", "n/a"),
             "task": cfg.task, "experiment": cfg.get("experiment_name") or "default",
-            "variant": cfg.get("variant") or "", "precision": cfg.trainer.precision,
+            "variant": "" if probe else cfg.get("variant") or "", "precision": cfg.trainer.precision,
             "device": str(device if device is not None else cfg.trainer.device),
             "hardware": f"{platform.machine()} {platform.processor() or ''} x{torch.get_num_threads()} threads{gpu}",
             "torch": torch.__version__, "wall_time_s": wall,

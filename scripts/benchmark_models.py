@@ -1,0 +1,90 @@
+"""Wall-clock vs MACs: training-step speed of model variants, interleaved in one process.
+
+The octave and involution claims are about cost; MACs are exact (``models.complexity``) but
+wall-clock is what users pay. Variants are timed round-robin (forward + backward, bf16 autocast,
+channels_last, batch 128) so machine noise hits all of them alike; ratios are to the first
+variant of each group.
+
+    python scripts/benchmark_models.py [--rounds 5] [--threads 1] [--out results/benchmarks]
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from models import create_model  # noqa: E402
+from models.complexity import profile  # noqa: E402
+
+GROUPS = {
+    "octave": [("oct_resnet20", {"alpha": a}) for a in (0.0, 0.125, 0.25, 0.5, 0.75)],
+    "rednet": [("bottleneck26", {})] + [("rednet26", {"kernel_size": k}) for k in (3, 5, 7)],
+    "even": [("resnet20", {"conv": c}) for c in ("c3", "c2", "c2sp", "c4", "c4sp", "c5")],
+    "blurpool": [("resnet20", {})] + [("resnet20", {"downsample": "blurpool", "filt_size": f}) for f in (1, 3, 5)],
+}
+
+
+def step_time(model, x, y) -> float:
+    t = time.perf_counter()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = F.cross_entropy(model(x).float(), y)
+    loss.backward()
+    model.zero_grad(set_to_none=True)
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--groups", nargs="*", default=list(GROUPS))
+    ap.add_argument("--out", default=None, help="write model_speed.csv/.md here")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    x = torch.randn(args.batch, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (args.batch,))
+    rows = []
+    for group in args.groups:
+        variants = []
+        for name, kw in GROUPS[group]:
+            model = create_model(name, **kw).to(memory_format=torch.channels_last).train()
+            p = profile(model, (3, 32, 32))
+            step_time(model, x, y)  # warm-up
+            label = " ".join([name] + [f"{k}={v}" for k, v in kw.items()])
+            variants.append((label, model, p, []))
+        for _ in range(args.rounds):
+            for _, model, _, times in variants:
+                times.append(step_time(model, x, y))
+        base_t = statistics.median(variants[0][3])
+        base_macs = variants[0][2]["macs"]
+        for label, _, p, times in variants:
+            t = statistics.median(times)
+            rows.append({"group": group, "variant": label, "params": p["params"], "macs": p["macs"],
+                         "mac_ratio": round(p["macs"] / base_macs, 4), "img_s": round(args.batch / t, 1),
+                         "time_ratio": round(t / base_t, 4)})
+    print(f"torch {torch.__version__}, {args.threads} thread(s), batch {args.batch}, median of {args.rounds} "
+          f"interleaved rounds, forward+backward bf16 channels_last")
+    print(f"{'group':9s} {'variant':42s} {'params':>9s} {'MACs':>12s} {'MAC ratio':>9s} {'img/s':>7s} {'time ratio':>10s}")
+    for r in rows:
+        print(f"{r['group']:9s} {r['variant']:42s} {r['params']:9d} {r['macs']:12d} {r['mac_ratio']:9.3f} "
+              f"{r['img_s']:7.0f} {r['time_ratio']:10.3f}")
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / "model_speed.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+        print(f"wrote {out / 'model_speed.csv'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -100,3 +100,20 @@ def render(results_dir: str | Path, trained_sections: dict[str, dict], missing_n
         out += head + body
     table = ["| claim | document | verdict |", "|---|---|---|"] + [f"| {n} | {d} | {v} |" for n, d, v in summary]
     return "\n".join(out[:4] + table + [""] + out[4:]).replace("](", "](results/").replace("](results/http", "](http")
+
+
+README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def update_readme(readme: str | Path, results_md: str) -> None:
+    """Copy RESULTS.md's verdict table into README.md between the results markers."""
+    text = Path(readme).read_text()
+    if README_START not in text or README_END not in text:
+        raise ValueError(f"{readme} has no {README_START} ... {README_END} block")
+    lines = results_md.splitlines()
+    start = lines.index("| claim | document | verdict |")
+    end = start + next(i for i, line in enumerate(lines[start:]) if not line.startswith("|"))
+    block = "\n".join(["", "Verdicts at the committed budget (copied from RESULTS.md by scripts/report.py):", "",
+                       *lines[start:end], ""])
+    head, rest = text.split(README_START, 1)
+    Path(readme).write_text(head + README_START + block + README_END + rest.split(README_END, 1)[1])

@@ -36,4 +36,4 @@ sweep octave octave
 sweep rednet_baseline rednet_baseline
 sweep rednet rednet "${RED[@]}"
 
-python scripts/report.py multirun/*-$PROFILE --out results --results-md RESULTS.md
+python scripts/report.py multirun/*-$PROFILE --out results --results-md RESULTS.md --readme README.md

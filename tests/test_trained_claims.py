@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import shutil
 
 import pytest
 import torch
@@ -10,7 +11,7 @@ from torch import nn
 from engine.loop import Batches
 from experiments.report import build_reports, collect
 from experiments.trained_shift import consistency, diagonal_stability, shift
-from tests.helpers import run_cli
+from tests.helpers import ROOT, run_cli
 
 TINY = ["data=synthetic", "data.image_size=16", "data.train_size=512", "data.test_size=128", "data.val_size=128",
         "trainer.epochs=1", "model.width=0.25", "logger=none", "trainer.checkpoint=false"]
@@ -78,6 +79,24 @@ def test_even_kernels_sweep_and_report(tmp_path):
     verdicts = list(csv.DictReader(open(out / "verdicts.csv")))
     assert verdicts[0]["verdict"] in ("reproduced", "not reproduced", "inconclusive")
     assert (out / "error_vs_params.png").stat().st_size > 1000 and "even_kernels" in sections
+
+    # RESULTS.md from these runs + the committed probe results: every claim has a row and a verdict
+    from experiments.results_md import render, update_readme
+
+    for probe in ("even_drift", "even_erosion", "dilation_degeneration", "conv_arithmetic"):
+        shutil.copytree(ROOT / "results" / probe, tmp_path / "results" / probe)
+    text = render(tmp_path / "results", sections)
+    rows = {line.split("|")[1].strip(): line.split("|")[3].strip() for line in text.splitlines()
+            if line.startswith("| ") and line.count("|") == 4 and "claim" not in line}
+    assert set(rows) == {"even_drift", "even_erosion", "even_kernels", "conv_arithmetic", "octave", "blurpool",
+                         "rednet", "dilation_degeneration"}
+    assert rows["even_drift"] == rows["dilation_degeneration"] == "reproduced"
+    assert "inconclusive" in rows["even_kernels"] or "reproduced" in rows["even_kernels"]
+    assert rows["blurpool"] == "not run" and "results/even_kernels/error_vs_params.png" in text
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- results:start -->\nold\n<!-- results:end -->\nrest\n")
+    update_readme(readme, text)
+    assert "old" not in readme.read_text() and "| even_kernels | 000 |" in readme.read_text()
 
 
 def test_blurpool_sweep_reports_consistency(tmp_path):

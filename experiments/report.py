@@ -286,13 +286,24 @@ def octave(rows, out: Path) -> tuple[list[dict], list[dict], list[str]]:
     return table, verdicts, figs
 
 
+# ---------------------------------------------------------------- bf16 vs fp32 (not a paper claim)
+def precision(rows, out: Path) -> tuple[list[dict], list[dict], list[str]]:
+    table = summary_table(rows, ("model", "variant"), ("test_acc", "train_throughput_img_s"))
+    by = _group(rows, ("variant",))
+    verdicts = []
+    if ("bf16",) in by and ("fp32",) in by:
+        row = _verdict_row("bf16 autocast loses accuracy vs fp32", by[("fp32",)], by[("bf16",)], "test_acc")
+        verdicts.append(row)
+    return table, verdicts, []
+
+
 # ---------------------------------------------------------------- generic fallback
 def generic(rows, out: Path) -> tuple[list[dict], list[dict], list[str]]:
     return summary_table(rows, ("model", "variant"), ("test_acc", "train_throughput_img_s")), [], []
 
 
 CLAIMS: dict[str, Callable] = {"even_kernels": even_kernels, "blurpool": blurpool, "rednet": rednet,
-                               "octave": octave}
+                               "octave": octave, "precision": precision}
 
 
 def build_reports(rows, out_dir: str | Path) -> dict[str, dict]:

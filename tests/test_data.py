@@ -31,7 +31,7 @@ def no_network(monkeypatch):
 
 @pytest.fixture
 def no_debian(monkeypatch, tmp_path):
-    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", str(tmp_path / "no-debian-copy"))
+    monkeypatch.setattr(data.idx, "DEBIAN_FASHION_MNIST", str(tmp_path / "no-debian-copy"))  # the module that reads it
 
 
 # ------------------------------------------------------------------------------------------------

@@ -56,9 +56,19 @@ def arithmetic_verdict(m: dict) -> tuple[str, str]:
             _verdict(ok) + " (rule: every row agrees; octave ratios within 0.01 of theory)")
 
 
+def trained_drift_verdict(m: dict) -> tuple[str, str]:
+    c2, sp = m["offset_last_stage_c2"], m["offset_last_stage_c2sp"]
+    ok = m["up_left_runs_c2"] == m["runs_c2"] and sp < c2 / 2
+    return (f"8x8 stage of trained ResNet-20s: C2 centroid offset (dy, dx) = ({m['dy_last_stage_c2']:.2f}, "
+            f"{m['dx_last_stage_c2']:.2f}) px, up-left in {m['up_left_runs_c2']}/{m['runs_c2']} runs; "
+            f"mean |offset| C2 {c2:.2f} px vs C2sp {sp:.2f} px, C3 {m.get('offset_last_stage_c3', float('nan')):.2f} px",
+            _verdict(ok) + " (rule: C2 up-left in every run and C2sp's mean offset below half of C2's)")
+
+
 PROBES: dict[str, tuple[Callable[[dict], tuple[str, str]], str]] = {
     "even_drift": (drift_verdict, "feature_maps.png"),
     "even_erosion": (erosion_verdict, "erosion.png"),
+    "trained_drift": (trained_drift_verdict, "trained_drift.png"),
     "dilation_degeneration": (dilation_verdict, "valid_weights.png"),
     "conv_arithmetic": (arithmetic_verdict, "octave_ratios.png"),
 }

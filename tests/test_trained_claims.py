@@ -88,11 +88,11 @@ def test_even_kernels_sweep_and_report(tmp_path):
     text = render(tmp_path / "results", sections)
     rows = {line.split("|")[1].strip(): line.split("|")[3].strip() for line in text.splitlines()
             if line.startswith("| ") and line.count("|") == 4 and "claim" not in line}
-    assert set(rows) == {"even_drift", "even_erosion", "even_kernels", "conv_arithmetic", "octave", "blurpool",
+    assert set(rows) == {"even_drift", "even_erosion", "trained_drift", "even_kernels", "conv_arithmetic", "octave", "blurpool",
                          "rednet", "dilation_degeneration"}
     assert rows["even_drift"] == rows["dilation_degeneration"] == "reproduced"
     assert "inconclusive" in rows["even_kernels"] or "reproduced" in rows["even_kernels"]
-    assert rows["blurpool"] == "not run" and "results/even_kernels/error_vs_params.png" in text
+    assert rows["blurpool"] == rows["trained_drift"] == "not run" and "results/even_kernels/error_vs_params.png" in text
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- results:start -->\nold\n<!-- results:end -->\nrest\n")
     update_readme(readme, text)
@@ -109,3 +109,14 @@ def test_blurpool_sweep_reports_consistency(tmp_path):
     out = tmp_path / "results" / "blurpool"
     assert (out / "consistency_vs_filter.png").exists() and (out / "diagonal.png").exists()
     assert any("f=3" in r["claim"] for r in csv.DictReader(open(out / "verdicts.csv")))
+
+
+def test_trained_drift_probe_on_a_checkpoint(tmp_path):
+    run_cli("experiment=smoke", "logger=none", "model.conv=c2", "data.image_size=16", run_dir=tmp_path / "c2")
+    out = tmp_path / "probe"
+    run_cli("experiment=trained_drift", "logger=none", f"probe.checkpoints={tmp_path}/c2/checkpoints/last.pt",
+            "probe.images=64", run_dir=out)
+    rows = list(csv.DictReader(open(out / "trained_drift.csv")))
+    assert [int(r["size"]) for r in rows] == [16, 8, 4] and {r["conv"] for r in rows} == {"c2"}
+    assert all(abs(float(r["dy"])) < int(r["size"]) / 2 for r in rows)
+    assert (out / "trained_drift.png").exists()

@@ -36,4 +36,17 @@ sweep octave octave
 sweep rednet_baseline rednet_baseline
 sweep rednet rednet "${RED[@]}"
 
+# the drift and erosion probes on the trained even-kernel networks
+python train.py experiment=trained_drift logger=none hydra.run.dir=results/trained_drift \
+  "probe.checkpoints=multirun/even_kernels-$PROFILE/*/checkpoints/last.pt"
+for conv in c2 c2sp c3; do  # erosion of the seed-0 net of each kind
+  ckpt=$(python -c "import sys, glob; from omegaconf import OmegaConf as O
+for d in sorted(glob.glob('multirun/even_kernels-$PROFILE/*/')):
+    c = O.load(d + '.hydra/config.yaml')
+    if c.model.conv == '$conv' and c.seed == 0 and c.model.name == 'resnet20': print(d + 'checkpoints/last.pt'); break")
+  [ -n "$ckpt" ] && python train.py experiment=even_erosion logger=none probe.checkpoint=$ckpt \
+    hydra.run.dir=results/even_erosion_trained/$conv
+done
+rm -rf results/trained_drift/{.hydra,train.log} results/even_erosion_trained/*/{.hydra,train.log}
+
 python scripts/report.py multirun/*-$PROFILE --out results --results-md RESULTS.md --readme README.md

@@ -99,6 +99,13 @@ def _verdict_row(claim: str, a_rows, b_rows, metric: str, higher=True, **extra) 
     return {"claim": claim, "metric": metric, **extra, **v}
 
 
+def _save(fig, path: Path) -> str:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path.name
+
+
 # ---------------------------------------------------------------- claim 000: even kernels
 def even_kernels(rows, out: Path) -> tuple[list[dict], list[dict], list[str]]:
     table = summary_table(rows, ("model", "conv"), ("test_acc",))
@@ -149,10 +156,7 @@ def _plot_err_vs_params(table, path: Path) -> str:
     ax.set_title("Even kernels: test error vs params (mean ± std over seeds)")
     ax.legend()
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path.name
+    return _save(fig, path)
 
 
 # ---------------------------------------------------------------- claim 002: BlurPool
@@ -189,10 +193,7 @@ def _plot_blurpool(table, path: Path) -> str:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle("BlurPool: consistency and accuracy vs filter size (mean ± std over seeds)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path.name
+    return _save(fig, path)
 
 
 def _plot_diagonal(rows, path: Path) -> str:
@@ -212,10 +213,7 @@ def _plot_diagonal(rows, path: Path) -> str:
     ax.set_title("Diagonal-shift stability (mean over seeds)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path.name
+    return _save(fig, path)
 
 
 # ---------------------------------------------------------------- claim 003: RedNet vs ResNet
@@ -256,10 +254,7 @@ def _plot_acc_vs_cost(table, cost: str, path: Path, title: str) -> str:
     ax.set_title(title + " (mean ± std over seeds)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path.name
+    return _save(fig, path)
 
 
 # ---------------------------------------------------------------- claim 001: octave

@@ -6,7 +6,6 @@ the final metrics that are also written to ``metrics.json`` in the run dir.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import random
 import sys
@@ -24,9 +23,8 @@ from tqdm import tqdm
 
 from engine import distributed as dist
 from engine.augment import BatchAugment
-from engine.checkpoint import load_checkpoint, save_atomic, write_json_atomic
+from engine.checkpoint import load_checkpoint, save_atomic
 from engine.data import RawData, channel_stats, split_train_val
-from engine.logger import NullLogger
 from engine.optim import param_groups
 from engine.validate import check_split_sizes
 

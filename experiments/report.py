@@ -19,7 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from experiments.stats import summarize, verdict  # noqa: E402
+from experiments.stats import summarize, verdict, verdict_gap_grows  # noqa: E402
 
 CONFIG_KEYS = {"experiment": "experiment_name", "profile": "profile_name", "model": "model.name",
                "conv": "model.conv", "filt_size": "model.filt_size", "downsample": "model.downsample",
@@ -123,6 +123,12 @@ def even_kernels(rows, out: Path) -> tuple[list[dict], list[dict], list[str]]:
             verdicts.append(_verdict_row(f"{m}: C3 beats C2", by[(m, "c3")], by[(m, "c2")], "test_acc", model=m))
         if (m, "c4sp") in by and (m, "c4") in by:
             verdicts.append(_verdict_row(f"{m}: C4sp beats C4", by[(m, "c4sp")], by[(m, "c4")], "test_acc", model=m))
+    # "the gap grows with depth": the interaction contrast between consecutive depths
+    both = [m for m in models if (m, "c2sp") in by and (m, "c2") in by]
+    for m1, m2 in zip(both, both[1:]):
+        v = verdict_gap_grows(*(_values(by[(m, c)], "test_acc") for m in (m1, m2) for c in ("c2sp", "c2")))
+        verdicts.append({"claim": f"C2sp's gain over C2 grows from {m1} to {m2}", "metric": "test_acc",
+                         "model": f"{m1} -> {m2}", **v})
     # params axis, as claimed: a C2sp net with 30-50% fewer params than a C3 net is not worse than it
     pairs = [(a, b) for a in models for b in models if (a, "c2sp") in by and (b, "c3") in by
              and 0.5 <= by[(a, "c2sp")][0]["params"] / by[(b, "c3")][0]["params"] <= 0.7]

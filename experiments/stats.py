@@ -32,19 +32,34 @@ def summarize(values: list[float]) -> Summary:
     return Summary(mean, std, n)
 
 
+def contrast_ci(groups: list[list[float]], coefs: list[float], level: float = 0.95) -> tuple[float, float, float]:
+    """(sum c_i mean_i, lower, upper): Welch-Satterthwaite t interval of a contrast of independent group means.
+
+    ``welch_ci(a, b)`` is the contrast (+1, -1); the interaction (a2 - b2) - (a1 - b1) ("the gap grows")
+    is (+1, -1, -1, +1). NaN bounds if any group has n < 2.
+    """
+    sums = [summarize(g) for g in groups]
+    est = sum(c * s.mean for c, s in zip(coefs, sums))
+    if any(s.n < 2 for s in sums):
+        return est, float("nan"), float("nan")
+    var = [c * c * s.std**2 / s.n for c, s in zip(coefs, sums)]
+    se = math.sqrt(sum(var))
+    if se == 0:
+        return est, est, est
+    dof = sum(var) ** 2 / sum(v * v / (s.n - 1) for v, s in zip(var, sums))
+    t = st.t.ppf(0.5 + level / 2, dof)
+    return est, est - t * se, est + t * se
+
+
 def welch_ci(a: list[float], b: list[float], level: float = 0.95) -> tuple[float, float, float]:
     """(mean(a) - mean(b), lower, upper) with a Welch t interval; NaN bounds if n < 2 on a side."""
-    sa, sb = summarize(a), summarize(b)
-    diff = sa.mean - sb.mean
-    if sa.n < 2 or sb.n < 2:
-        return diff, float("nan"), float("nan")
-    va, vb = sa.std**2 / sa.n, sb.std**2 / sb.n
-    se = math.sqrt(va + vb)
-    if se == 0:
-        return diff, diff, diff
-    dof = (va + vb) ** 2 / ((va**2 / (sa.n - 1)) + (vb**2 / (sb.n - 1)))
-    t = st.t.ppf(0.5 + level / 2, dof)
-    return diff, diff - t * se, diff + t * se
+    return contrast_ci([a, b], [1.0, -1.0], level)
+
+
+def _rule(diff: float, lo: float, hi: float) -> str:
+    if math.isnan(lo):
+        return "inconclusive"
+    return "reproduced" if lo > 0 else "not reproduced" if hi < 0 else "inconclusive"
 
 
 def verdict(better: list[float], baseline: list[float], higher_is_better: bool = True) -> dict:
@@ -52,12 +67,13 @@ def verdict(better: list[float], baseline: list[float], higher_is_better: bool =
     diff, lo, hi = welch_ci(better, baseline)
     if not higher_is_better:
         diff, lo, hi = -diff, -hi, -lo
-    if math.isnan(lo):
-        v = "inconclusive"
-    elif lo > 0:
-        v = "reproduced"
-    elif hi < 0:
-        v = "not reproduced"
-    else:
-        v = "inconclusive"
+    v = _rule(diff, lo, hi)
     return {"diff": diff, "ci_low": lo, "ci_high": hi, "verdict": v, "n_a": len(better), "n_b": len(baseline)}
+
+
+def verdict_gap_grows(a1: list[float], b1: list[float], a2: list[float], b2: list[float]) -> dict:
+    """The same rule on the interaction (mean(a2) - mean(b2)) - (mean(a1) - mean(b1)): the gain of A over B
+    is larger in setting 2 (e.g. a deeper net) than in setting 1."""
+    diff, lo, hi = contrast_ci([a2, b2, a1, b1], [1.0, -1.0, -1.0, 1.0])
+    return {"diff": diff, "ci_low": lo, "ci_high": hi, "verdict": _rule(diff, lo, hi),
+            "n_a": min(len(a1), len(a2)), "n_b": min(len(b1), len(b2))}

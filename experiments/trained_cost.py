@@ -23,6 +23,7 @@ def measure_cost(model, prep, precision, test_x, batch_size: int = 128, steps: i
     device = next(model.parameters()).device
     x = prep(test_x[:batch_size])
     y = torch.zeros(len(x), dtype=torch.long, device=device)
+    buffers = {k: v.clone() for k, v in model.named_buffers()}  # BN running stats: restored at the end
     model.train()
     saved = [0]
 
@@ -44,5 +45,8 @@ def measure_cost(model, prep, precision, test_x, batch_size: int = 128, steps: i
             torch.cuda.synchronize(device)
         times.append(time.perf_counter() - t)
     model.zero_grad(set_to_none=True)
+    with torch.no_grad():
+        for k, v in model.named_buffers():
+            v.copy_(buffers[k])
     model.eval()
     return {"step_img_s": len(x) / sorted(times)[len(times) // 2], "saved_activation_mb": saved[0] / 2**20}

@@ -28,3 +28,19 @@ def test_verdicts_follow_the_stated_rule():
     assert verdict([92.0], [90.0, 90.2])["verdict"] == "inconclusive"  # one seed is never a result
     # lower-is-better metrics flip the direction
     assert verdict([5.0, 5.1, 5.2], [7.0, 7.1, 7.2], higher_is_better=False)["verdict"] == "reproduced"
+
+
+def test_gap_growth_is_the_interaction_contrast_with_welch_satterthwaite_dof():
+    from scipy import stats
+
+    from experiments.stats import verdict_gap_grows
+
+    a1, b1 = [90.0, 91.0, 92.0], [89.0, 90.0, 91.0]  # gap 1 at depth 1
+    a2, b2 = [94.0, 95.0, 96.0], [89.0, 90.0, 91.0]  # gap 5 at depth 2
+    v = verdict_gap_grows(a1, b1, a2, b2)
+    # four groups with equal variance s^2 = 1 and n = 3: se = sqrt(4 / 3), dof = 4 (n - 1) = 8
+    half = stats.t.ppf(0.975, 8) * math.sqrt(4 / 3)
+    assert v["diff"] == pytest.approx(4.0) and (v["ci_low"], v["ci_high"]) == pytest.approx((4 - half, 4 + half))
+    assert v["verdict"] == "reproduced"
+    assert verdict_gap_grows(a2, b2, a1, b1)["verdict"] == "not reproduced"  # the gap shrinks
+    assert verdict_gap_grows(a1, b1, a1, b1)["verdict"] == "inconclusive"  # the same gap

@@ -22,8 +22,8 @@ from engine.validate import ConfigError
 log = logging.getLogger(__name__)
 
 
-def _resume_run_id(cfg: DictConfig, out_dir: Path) -> str | None:
-    """Check ``checkpoints/last.pt`` before any data is loaded; return the wandb run id to continue."""
+def _resume_state(cfg: DictConfig, out_dir: Path) -> dict | None:
+    """Read and check ``checkpoints/last.pt`` once, before any data is loaded (None: start afresh)."""
     ckpt = out_dir / "checkpoints" / "last.pt"
     for tmp in remove_stale_temps(ckpt) if dist.is_main() else ():
         log.warning("removed %s, a partial checkpoint of a killed save", tmp)
@@ -35,7 +35,7 @@ def _resume_run_id(cfg: DictConfig, out_dir: Path) -> str | None:
         raise CheckpointError(f"{e}; nothing was changed: delete it to restart this run from scratch, or "
                               f"choose another run dir (hydra.run.dir=...)") from None
     log.info("resuming %s from epoch %d", out_dir, state["epoch"])
-    return state.get("wandb_id")
+    return state
 
 
 def _make_logger(cfg: DictConfig, out_dir: Path, run_id: str | None):
@@ -68,11 +68,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         seed_everything(int(cfg.seed), bool(cfg.trainer.deterministic))
         device = resolve_device(str(cfg.trainer.device))
         torch.set_float32_matmul_precision("high")
-        logger = _make_logger(cfg, out_dir, _resume_run_id(cfg, out_dir) if cfg.task != "probe" else None)
+        state = _resume_state(cfg, out_dir) if cfg.task != "probe" else None
+        logger = _make_logger(cfg, out_dir, state.get("wandb_id") if state else None)
         if cfg.task == "probe":
             metrics = dict(instantiate(cfg.probe)(out_dir=str(out_dir), logger=logger))
         else:
-            metrics = fit(cfg, device, logger, out_dir)
+            metrics = fit(cfg, device, logger, out_dir, resume_state=state)
         metrics["status"] = "ok"
     except BaseException as e:
         metrics = {"status": "failed", "error": describe_error(e)}

@@ -110,8 +110,13 @@ def _set_rng_state(s: dict, gen: torch.Generator) -> None:
     gen.set_state(s["data"])
 
 
-def fit(cfg: DictConfig, device: torch.device, logger, out_dir: Path) -> dict[str, Any]:
-    """Train ``cfg.model`` on ``cfg.data``; return final metrics (test split evaluated once, at the end)."""
+def fit(cfg: DictConfig, device: torch.device, logger, out_dir: Path, resume_state: dict | None = None
+        ) -> dict[str, Any]:
+    """Train ``cfg.model`` on ``cfg.data``; return final metrics (test split evaluated once, at the end).
+
+    Resumes from ``resume_state`` (the caller's already-read checkpoint) or, when ``trainer.resume`` is
+    set and none is given, from ``<out_dir>/checkpoints/last.pt``.
+    """
     tcfg, dcfg = cfg.trainer, cfg.data
     t_setup = time.perf_counter()
     raw = instantiate(dcfg.source)
@@ -154,8 +159,9 @@ def fit(cfg: DictConfig, device: torch.device, logger, out_dir: Path) -> dict[st
 
     ckpt = out_dir / "checkpoints" / "last.pt"
     start_epoch, history, train_time, seen = 0, [], 0.0, 0
-    if tcfg.resume and ckpt.exists():
-        state = load_checkpoint(ckpt)
+    state = resume_state if resume_state is not None else (
+        load_checkpoint(ckpt) if tcfg.resume and ckpt.exists() else None)
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])

@@ -143,7 +143,7 @@ def test_octave_sweep_reports_mac_ratio_against_theory(tmp_path):
     assert len(ok) == 4 and not failed
     build_reports(ok, tmp_path / "results")
     rows = list(csv.DictReader(open(tmp_path / "results" / "octave" / "verdicts.csv")))
-    assert {r["metric"] for r in rows} == {"macs", "step time", "test_acc"}
+    assert {r["metric"] for r in rows} == {"macs", "step time", "saved activations", "test_acc"}
     mac = next(r for r in rows if r["metric"] == "macs")
     assert "theory 0.438" in mac["claim"] and mac["verdict"] == "reproduced (exact count)"
 

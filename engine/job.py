@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import platform
 import time
 from pathlib import Path
@@ -108,14 +109,22 @@ def describe_error(e: BaseException) -> str:
 
 
 def _bookkeeping(cfg: DictConfig, device: torch.device | None, wall: float) -> dict[str, Any]:
-    gpu = f" {torch.cuda.get_device_name(device)}" if device is not None and device.type == "cuda" else ""
+    gpu = f", {torch.cuda.get_device_name(device)}" if device is not None and device.type == "cuda" else ""
     probe = cfg.task == "probe"
     return {"seed": cfg.seed, "data": "none" if probe else cfg.data.name,
             "model": "none" if probe else cfg.model.get("name", "n/a"),
             "task": cfg.task, "experiment": cfg.get("experiment_name") or "default",
             "variant": "" if probe else cfg.get("variant") or "", "precision": cfg.trainer.precision,
             "device": str(device if device is not None else cfg.trainer.device),
-            "hardware": " ".join(filter(None, [platform.machine(), platform.processor(),
-                                                 f"x{torch.get_num_threads()} threads{gpu}"])),
+            "hardware": f"{_cpu_name()} ({os.cpu_count()} cores), {torch.get_num_threads()} threads{gpu}",
             "torch": torch.__version__, "wall_time_s": wall,
             "date": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())}
+
+
+def _cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo (Linux), else the platform's machine name."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.machine() or platform.processor() or "unknown CPU"

@@ -27,6 +27,12 @@ CONFIG_KEYS = {"experiment": "experiment_name", "profile": "profile_name", "mode
                "dataset": "data.name", "train_subset": "data.train_subset", "epochs": "trainer.epochs"}
 
 
+# runs.csv: one row per run, with the overrides that rerun it (python train.py <overrides>)
+RUN_COLUMNS = ("run_dir", "overrides", "variant", "seed", "test_acc", "val_acc", "consistency_circular",
+               "consistency_translate", "step_img_s", "saved_activation_mb", "params", "macs", "train_time_s",
+               "wall_time_s", "date", "hardware", "torch")
+
+
 def collect(paths: list[str | Path]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(ok runs, failed runs) as flat dicts of config keys + metrics, one per ``metrics.json``."""
     ok, failed = [], []
@@ -39,6 +45,8 @@ def collect(paths: list[str | Path]) -> tuple[list[dict[str, Any]], list[dict[st
             row = {k: OmegaConf.select(cfg, v, default=None) for k, v in CONFIG_KEYS.items()}
             row.update(json.loads(mpath.read_text()))
             row["run_dir"] = str(mpath.parent)
+            ov = mpath.parent / ".hydra" / "overrides.yaml"
+            row["overrides"] = " ".join(OmegaConf.load(ov)) if ov.exists() else ""
             if row.get("task") != "train":
                 continue
             (ok if row.get("status") == "ok" else failed).append(row)
@@ -210,15 +218,19 @@ def _plot_diagonal(rows, path: Path) -> str:
             with open(f) as fh:
                 curves[(r["model"], r["augment"], r["filt_size"])].append(
                     [float(row["p_correct"]) for row in csv.DictReader(fh)])
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for (m, aug, filt), cs in sorted(curves.items(), key=lambda kv: str(kv[0])):
-        mean = [sum(c[i] for c in cs) / len(cs) for i in range(len(cs[0]))]
-        ax.plot(range(len(mean)), mean, linestyle="-" if aug else "--", marker=".", label=f"f={filt} aug={aug}")
-    ax.set_xlabel("diagonal circular shift (px)")
-    ax.set_ylabel("p(correct class)")
-    ax.set_title("Diagonal-shift stability (mean over seeds)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    models = sorted({k[0] for k in curves}) or ["(no runs)"]
+    fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4), squeeze=False)
+    for ax, model in zip(axes[0], models):
+        for (m, aug, filt), cs in sorted(curves.items(), key=lambda kv: str(kv[0])):
+            if m != model:
+                continue
+            mean = [sum(c[i] for c in cs) / len(cs) for i in range(len(cs[0]))]
+            ax.plot(range(len(mean)), mean, linestyle="-" if aug else "--", marker=".", label=f"f={filt} aug={aug}")
+        ax.set_xlabel("diagonal circular shift (px)")
+        ax.set_ylabel("p(correct class)")
+        ax.set_title(f"{model}: diagonal-shift stability (mean over seeds)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, ncol=2)
     return _save(fig, path)
 
 
@@ -324,6 +336,7 @@ def build_reports(rows, out_dir: str | Path) -> dict[str, dict]:
         out.mkdir(parents=True, exist_ok=True)
         table, verdicts, figs = CLAIMS.get(exp, generic)(group, out)
         _write_csv(out / "summary.csv", table)
+        _write_csv(out / "runs.csv", [{k: r.get(k) for k in RUN_COLUMNS if k in r} for r in group])
         if verdicts:
             _write_csv(out / "verdicts.csv", verdicts)
         budget = sorted({f"{r['dataset']}, {r['train_subset'] or 'all'} train images, {r['epochs']} epochs, "
@@ -331,7 +344,9 @@ def build_reports(rows, out_dir: str | Path) -> dict[str, dict]:
         hw = sorted({r.get("hardware", "?") for r in group})
         md = [f"## {exp}", "", f"Runs: {len(group)}; budget: {'; '.join(budget)}; hardware: {'; '.join(hw)}; "
               f"dates {min(r['date'] for r in group)} to {max(r['date'] for r in group)} (UTC).", "",
-              _md_table(table), ""]
+              _md_table(table), "",
+              f"Every run, with the overrides that rerun it (`python train.py <overrides>`): "
+              f"[runs.csv]({exp}/runs.csv).", ""]
         if verdicts:
             md += ["Verdicts (95% Welch interval of the difference, rule in experiments/stats.py):", "",
                    _md_table([{k: v.get(k, "") for k in ("claim", "metric", "diff", "ci_low", "ci_high", "verdict")}

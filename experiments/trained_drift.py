@@ -37,14 +37,22 @@ def stage_maps(model: torch.nn.Module, x: torch.Tensor) -> "OrderedDict[int, tor
 
 
 def run(out_dir: str, logger, checkpoints: str = "multirun/even_kernels-quick/*/checkpoints/last.pt",
-        images: int = 1000) -> dict:
+        images: int = 1000, model: str | None = None) -> dict:
+    """``model``: keep only the checkpoints of this ``model.name`` (a sweep over depths mixes them)."""
     paths = sorted(glob(checkpoints))
     if not paths:
         raise FileNotFoundError(f"probe.checkpoints={checkpoints!r} matches no checkpoint; train first, e.g. "
                                 "python train.py -m experiment=even_kernels profile=quick")
+    states = {p: load_checkpoint(p) for p in paths}
+    names = sorted({st["config"]["model"]["name"] for st in states.values()})
+    if model is not None:
+        states = {p: st for p, st in states.items() if st["config"]["model"]["name"] == model}
+        if not states:
+            raise ValueError(f"probe.model={model!r}: none of the {len(paths)} checkpoints matching "
+                             f"{checkpoints!r} is one (they are {', '.join(names)})")
+        names = [model]
     rows, panels = [], {}
-    for path in paths:
-        state = load_checkpoint(path)
+    for path, state in states.items():
         cfg = state["config"]
         model = load_model(path).float()
         raw = instantiate(cfg["data"]["source"])
@@ -57,7 +65,7 @@ def run(out_dir: str, logger, checkpoints: str = "multirun/even_kernels-quick/*/
                          "size": size, "dy": cy - (size - 1) / 2, "dx": cx - (size - 1) / 2})
             panels.setdefault(conv, {}).setdefault(size, m)
     write_csv(os.path.join(out_dir, "trained_drift.csv"), ["run", "conv", "seed", "size", "dy", "dx"], rows)
-    _plot(panels, os.path.join(out_dir, "trained_drift.png"))
+    _plot(panels, os.path.join(out_dir, "trained_drift.png"), ", ".join(names))
     metrics = {}
     for conv in sorted({r["conv"] for r in rows}):
         last = [r for r in rows if r["conv"] == conv and r["size"] == min(s for s in panels[conv])]
@@ -66,14 +74,14 @@ def run(out_dir: str, logger, checkpoints: str = "multirun/even_kernels-quick/*/
         metrics[f"offset_last_stage_{conv}"] = sum((r["dy"] ** 2 + r["dx"] ** 2) ** 0.5 for r in last) / len(last)
         metrics[f"up_left_runs_{conv}"] = sum(r["dy"] < 0 and r["dx"] < 0 for r in last)
         metrics[f"runs_{conv}"] = len(last)
-    metrics["n_checkpoints"] = len(paths)
+    metrics["n_checkpoints"] = len(states)
     write_readme(out_dir, "trained_drift: feature-map centroids of trained networks (Wu et al. 2019, E1)",
                  __doc__.split("\n\n", 1)[1], metrics, ["trained_drift.csv", "trained_drift.png"])
     log_outputs(logger, out_dir, {"trained_drift": "trained_drift.csv"}, {"trained_drift": "trained_drift.png"})
     return metrics
 
 
-def _plot(panels: dict, path: str) -> None:
+def _plot(panels: dict, path: str, models: str) -> None:
     convs = sorted(panels)
     sizes = sorted({s for p in panels.values() for s in p}, reverse=True)
     fig, axes = plt.subplots(len(convs), len(sizes), figsize=(2.6 * len(sizes), 2.6 * len(convs)), squeeze=False)
@@ -91,7 +99,7 @@ def _plot(panels: dict, path: str) -> None:
                              fontsize=7)
             ax.set_xticks([])
             ax.set_yticks([])
-    fig.suptitle("Mean |activation| of the last block per stage, trained ResNet-20 (first seed); red = centroid",
+    fig.suptitle(f"Mean |activation| of the last block per stage, trained {models} (first seed); red = centroid",
                  fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -45,17 +45,22 @@ sweep octave octave
 sweep rednet_baseline rednet_baseline
 sweep rednet rednet  # K = 3, 5, 7
 
-# the drift and erosion probes on the trained even-kernel networks
-python train.py experiment=trained_drift logger=none hydra.run.dir=results/trained_drift \
-  "probe.checkpoints=multirun/even_kernels-$PROFILE/*/checkpoints/last.pt"
-for conv in c2 c2sp c3; do  # erosion of the seed-0 net of each kind
-  ckpt=$(python -c "import sys, glob; from omegaconf import OmegaConf as O
-for d in sorted(glob.glob('multirun/even_kernels-$PROFILE/*/')):
+# the drift and erosion probes on the trained even-kernel networks, at depth 20 and 56
+for model in resnet20 resnet56; do
+  dir=multirun/even_kernels-$PROFILE
+  $QUICK && [ $model = resnet56 ] && dir=multirun/even_kernels56-$PROFILE
+  suffix=$([ $model = resnet20 ] && echo "" || echo "_$model")
+  python train.py experiment=trained_drift logger=none hydra.run.dir=results/trained_drift$suffix \
+    "probe.checkpoints=$dir/*/checkpoints/last.pt" probe.model=$model || true
+  for conv in c2 c2sp c3; do  # erosion of the seed-0 net of each kind
+    ckpt=$(python -c "import glob; from omegaconf import OmegaConf as O
+for d in sorted(glob.glob('$dir/*/')):
     c = O.load(d + '.hydra/config.yaml')
-    if c.model.conv == '$conv' and c.seed == 0 and c.model.name == 'resnet20': print(d + 'checkpoints/last.pt'); break")
-  [ -n "$ckpt" ] && python train.py experiment=even_erosion logger=none probe.checkpoint=$ckpt \
-    hydra.run.dir=results/even_erosion_trained/$conv
+    if c.model.conv == '$conv' and c.seed == 0 and c.model.name == '$model': print(d + 'checkpoints/last.pt'); break")
+    [ -n "$ckpt" ] && python train.py experiment=even_erosion logger=none probe.checkpoint=$ckpt \
+      hydra.run.dir=results/even_erosion_trained$suffix/$conv
+  done
 done
-rm -rf results/trained_drift/{.hydra,train.log} results/even_erosion_trained/*/{.hydra,train.log}
+rm -rf results/trained_drift*/{.hydra,train.log} results/even_erosion_trained*/*/{.hydra,train.log}
 
 python scripts/report.py multirun/*-$PROFILE --out results --results-md RESULTS.md --readme README.md

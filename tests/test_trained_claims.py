@@ -120,6 +120,9 @@ def test_trained_drift_probe_on_a_checkpoint(tmp_path):
     assert [int(r["size"]) for r in rows] == [16, 8, 4] and {r["conv"] for r in rows} == {"c2"}
     assert all(abs(float(r["dy"])) < int(r["size"]) / 2 for r in rows)
     assert (out / "trained_drift.png").exists()
+    bad = run_cli("experiment=trained_drift", "logger=none", f"probe.checkpoints={tmp_path}/c2/checkpoints/last.pt",
+                  "probe.model=resnet56", run_dir=tmp_path / "bad", check=False)
+    assert bad.returncode != 0 and "probe.model='resnet56'" in bad.stdout + bad.stderr
 
 
 def test_rednet_sweep_reports_cost_and_accuracy_verdicts_separately(tmp_path):

@@ -59,7 +59,7 @@ def arithmetic_verdict(m: dict) -> tuple[str, str]:
 def trained_drift_verdict(m: dict) -> tuple[str, str]:
     c2, sp = m["offset_last_stage_c2"], m["offset_last_stage_c2sp"]
     ok = m["up_left_runs_c2"] == m["runs_c2"] and sp < c2 / 2
-    return (f"8x8 stage of trained ResNet-20s: C2 centroid offset (dy, dx) = ({m['dy_last_stage_c2']:.2f}, "
+    return (f"last (8x8) stage of the trained nets: C2 centroid offset (dy, dx) = ({m['dy_last_stage_c2']:.2f}, "
             f"{m['dx_last_stage_c2']:.2f}) px, up-left in {m['up_left_runs_c2']}/{m['runs_c2']} runs; "
             f"mean |offset| C2 {c2:.2f} px vs C2sp {sp:.2f} px, C3 {m.get('offset_last_stage_c3', float('nan')):.2f} px",
             _verdict(ok) + " (rule: C2 up-left in every run and C2sp's mean offset below half of C2's)")
@@ -93,14 +93,20 @@ def render(results_dir: str | Path, trained_sections: dict[str, dict], missing_n
     for name, claim in claims.items():
         head = [f"## {name} (document {claim['doc']}: {claim['paper']})", "", f"**Claim.** {claim['claim']}", "",
                 f"**Paper.** {claim['number']}", ""]
-        metrics_path = results_dir / name / "metrics.json"
-        if name in PROBES and metrics_path.exists():
+        # a probe's results/<name>/ and its variants results/<name>_<variant>/ (e.g. trained_drift_resnet56)
+        dirs = [d for d in [results_dir / name, *sorted(results_dir.glob(f"{name}_*"))]
+                if (d / "metrics.json").exists()]
+        if name in PROBES and dirs:
             fn, fig = PROBES[name]
-            m = json.loads(metrics_path.read_text())
-            ours, verdict = fn(m)
-            body = [f"**Ours** (training-free, {m.get('date', '?')} UTC, `results/{name}/README.md` has the "
-                    f"command): {ours}.", "", f"**Verdict:** {verdict}.", "", f"![{name}]({name}/{fig})", ""]
-            summary.append((name, claim["doc"], verdict.split(" (")[0]))
+            body, verdicts = [], []
+            for d in dirs:
+                m = json.loads((d / "metrics.json").read_text())
+                ours, verdict = fn(m)
+                tag = f" {d.name[len(name) + 1:]}" if d.name != name else ""
+                body += [f"**Ours{tag}** ({m.get('date', '?')} UTC, `results/{d.name}/README.md` has the "
+                         f"command): {ours}.", "", f"**Verdict{tag}:** {verdict}.", "", f"![{d.name}]({d.name}/{fig})", ""]
+                verdicts.append(verdict.split(" (")[0] + (f" ({tag.strip()})" if len(dirs) > 1 and tag else ""))
+            summary.append((name, claim["doc"], "; ".join(verdicts)))
         elif name in trained_sections:
             body = ["**Ours:**", trained_sections[name]["md"].split("\n", 1)[1]]
             summary.append((name, claim["doc"], _tally(trained_sections[name]["verdicts"])))

@@ -116,7 +116,7 @@ def _bookkeeping(cfg: DictConfig, device: torch.device | None, wall: float) -> d
             "task": cfg.task, "experiment": cfg.get("experiment_name") or "default",
             "variant": "" if probe else cfg.get("variant") or "", "precision": cfg.trainer.precision,
             "device": str(device if device is not None else cfg.trainer.device),
-            "hardware": f"{_cpu_name()} ({os.cpu_count()} cores), {torch.get_num_threads()} threads{gpu}",
+            "hardware": f"{_cpu_name()} ({os.cpu_count()} cores), {torch.get_num_threads()} thread(s){gpu}",
             "torch": torch.__version__, "wall_time_s": wall,
             "date": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())}
 

@@ -6,6 +6,10 @@ direction, with a two-sided 95% Welch t interval.
 - ``reproduced``: the interval lies entirely on the claimed side of 0;
 - ``not reproduced``: the interval lies entirely on the other side (the opposite holds);
 - ``inconclusive``: the interval contains 0 (or n < 2 for either side).
+
+Claims of the form "A reaches B" (not worse) use a non-inferiority margin m instead
+(``verdict_not_worse``): ``reproduced`` if the lower bound of mean(A) - mean(B) is above -m,
+``not reproduced`` if the whole interval is below 0 (and not within the margin), else ``inconclusive``.
 """
 from __future__ import annotations
 
@@ -77,3 +81,17 @@ def verdict_gap_grows(a1: list[float], b1: list[float], a2: list[float], b2: lis
     diff, lo, hi = contrast_ci([a2, b2, a1, b1], [1.0, -1.0, -1.0, 1.0])
     return {"diff": diff, "ci_low": lo, "ci_high": hi, "verdict": _rule(diff, lo, hi),
             "n_a": min(len(a1), len(a2)), "n_b": min(len(b1), len(b2))}
+
+
+def verdict_not_worse(a: list[float], b: list[float], margin: float) -> dict:
+    """Non-inferiority of A to B with ``margin`` (same units as the metric, higher is better)."""
+    diff, lo, hi = welch_ci(a, b)
+    if math.isnan(lo):
+        v = "inconclusive"
+    elif lo > -margin:
+        v = "reproduced"
+    elif hi < 0:
+        v = "not reproduced"
+    else:
+        v = "inconclusive"
+    return {"diff": diff, "ci_low": lo, "ci_high": hi, "verdict": v, "n_a": len(a), "n_b": len(b)}

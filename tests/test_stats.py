@@ -44,3 +44,13 @@ def test_gap_growth_is_the_interaction_contrast_with_welch_satterthwaite_dof():
     assert v["verdict"] == "reproduced"
     assert verdict_gap_grows(a2, b2, a1, b1)["verdict"] == "not reproduced"  # the gap shrinks
     assert verdict_gap_grows(a1, b1, a1, b1)["verdict"] == "inconclusive"  # the same gap
+
+
+def test_not_worse_uses_the_margin():
+    from experiments.stats import verdict_not_worse
+
+    same = [90.0, 90.2, 90.1]
+    assert verdict_not_worse([89.9, 90.1, 90.0], same, margin=1.0)["verdict"] == "reproduced"  # within 1 pp
+    assert verdict_not_worse([87.0, 87.2, 87.1], same, margin=1.0)["verdict"] == "not reproduced"  # 3 pp worse
+    # 2.4 pp worse with a wide interval that touches 0: not shown either way
+    assert verdict_not_worse([59.0, 61.0, 57.5], [61.9, 62.7, 61.5], margin=1.0)["verdict"] == "inconclusive"

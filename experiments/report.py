@@ -159,11 +159,14 @@ def even_kernels(rows, out: Path) -> tuple[list[dict], list[dict], list[str]]:
 def _plot_err_vs_params(table, path: Path) -> str:
     fig, ax = plt.subplots(figsize=(6, 4))
     for conv in ("c2", "c2sp", "c3", "c4", "c4sp", "c5"):
-        pts = sorted((r["params"], r["test_err_mean"], r["test_err_std"]) for r in table if r["conv"] == conv)
+        pts = sorted((r["params"], r["test_err_mean"], r["test_err_std"], r["model"]) for r in table if r["conv"] == conv)
         if pts:
-            x, y, e = zip(*pts)
+            x, y, e, names = zip(*pts)
             ax.errorbar([v / 1e6 for v in x], y, yerr=[0 if math.isnan(v) else v for v in e], marker="o",
                         capsize=3, label=conv.upper())
+            for xi, yi, name in zip(x, y, names):  # depth next to each point
+                ax.annotate("".join(c for c in name if c.isdigit()), (xi / 1e6, yi), fontsize=7,
+                            xytext=(3, 3), textcoords="offset points")
     ax.set_xscale("log")
     ax.set_xlabel("params (M)")
     ax.set_ylabel("test error (%)")

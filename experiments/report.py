@@ -264,10 +264,14 @@ def _verdict_exact(ok: bool) -> str:
     return "reproduced (exact count)" if ok else "not reproduced (exact count)"
 
 
+SHORT = {"kernel_size": "K"}
+
+
 def _plot_acc_vs_cost(table, cost: str, path: Path, title: str) -> str:
     fig, ax = plt.subplots(figsize=(6, 4))
     for r in table:
-        label = "-".join(str(r[k]) for k in list(r)[:2] if r[k] is not None)
+        knob = list(r)[1]  # the swept knob: kernel_size (K) or alpha
+        label = r["model"] + (f" {SHORT.get(knob, knob)}={r[knob]}" if r[knob] is not None else "")
         ax.errorbar(r[cost] / 1e6, r["test_acc_mean"], yerr=0 if math.isnan(r["test_acc_std"]) else r["test_acc_std"],
                     marker="o", capsize=3, label=label)
     ax.set_xlabel(f"{cost.upper()} (M)")

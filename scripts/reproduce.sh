@@ -37,7 +37,7 @@ sweep even_kernels even_kernels "${EVEN[@]}"
 if $QUICK; then
   sweep even_kernels even_kernels38 model.name=resnet38 model.conv=c3  # C2sp-56 has 32% fewer params
   sweep even_kernels even_kernels56 model.name=resnet56 model.conv=c2,c2sp,c3  # the gap vs depth
-  sweep blurpool blurpool_noaug model.filt_size=2,4 data.augment=false "${SHIFT[@]}"  # f=7: paper profile
+  sweep blurpool blurpool_noaug model.filt_size=2,4,7 data.augment=false "${SHIFT[@]}"
 fi
 sweep blurpool blurpool "${BLUR[@]}"
 sweep blurpool blurpool_vgg model=vgg13_bn model.downsample=maxblur "${VGG[@]}"

@@ -66,9 +66,13 @@ def _first_line(e: BaseException) -> str:
 
 def load_model(path: str | os.PathLike) -> torch.nn.Module:
     """Rebuild the network a run trained from its ``checkpoints/last.pt`` (eval mode, CPU, fp32)."""
+    return model_from_state(load_checkpoint(path))
+
+
+def model_from_state(state: dict) -> torch.nn.Module:
+    """The network of an already-loaded training state (see ``load_model``)."""
     from hydra.utils import instantiate
 
-    state = load_checkpoint(path)
     model = instantiate(state["config"]["model"])
     model.load_state_dict(state["model"])
     return model.eval()

@@ -60,7 +60,7 @@ def welch_ci(a: list[float], b: list[float], level: float = 0.95) -> tuple[float
     return contrast_ci([a, b], [1.0, -1.0], level)
 
 
-def _rule(diff: float, lo: float, hi: float) -> str:
+def _rule(lo: float, hi: float) -> str:
     if math.isnan(lo):
         return "inconclusive"
     return "reproduced" if lo > 0 else "not reproduced" if hi < 0 else "inconclusive"
@@ -71,7 +71,7 @@ def verdict(better: list[float], baseline: list[float], higher_is_better: bool =
     diff, lo, hi = welch_ci(better, baseline)
     if not higher_is_better:
         diff, lo, hi = -diff, -hi, -lo
-    v = _rule(diff, lo, hi)
+    v = _rule(lo, hi)
     return {"diff": diff, "ci_low": lo, "ci_high": hi, "verdict": v, "n_a": len(better), "n_b": len(baseline)}
 
 
@@ -79,7 +79,7 @@ def verdict_gap_grows(a1: list[float], b1: list[float], a2: list[float], b2: lis
     """The same rule on the interaction (mean(a2) - mean(b2)) - (mean(a1) - mean(b1)): the gain of A over B
     is larger in setting 2 (e.g. a deeper net) than in setting 1."""
     diff, lo, hi = contrast_ci([a2, b2, a1, b1], [1.0, -1.0, -1.0, 1.0])
-    return {"diff": diff, "ci_low": lo, "ci_high": hi, "verdict": _rule(diff, lo, hi),
+    return {"diff": diff, "ci_low": lo, "ci_high": hi, "verdict": _rule(lo, hi),
             "n_a": min(len(a1), len(a2)), "n_b": min(len(b1), len(b2))}
 
 

@@ -18,7 +18,7 @@ from glob import glob
 import torch
 from hydra.utils import instantiate
 
-from engine.checkpoint import load_checkpoint, load_model
+from engine.checkpoint import load_checkpoint, model_from_state
 from engine.loop import Batches
 from experiments.even_drift import centroid
 from experiments.probe_utils import log_outputs, plt, write_csv, write_readme
@@ -43,27 +43,29 @@ def run(out_dir: str, logger, checkpoints: str = "multirun/even_kernels-quick/*/
     if not paths:
         raise FileNotFoundError(f"probe.checkpoints={checkpoints!r} matches no checkpoint; train first, e.g. "
                                 "python train.py -m experiment=even_kernels profile=quick")
-    states = {p: load_checkpoint(p) for p in paths}
-    names = sorted({st["config"]["model"]["name"] for st in states.values()})
-    if model is not None:
-        states = {p: st for p, st in states.items() if st["config"]["model"]["name"] == model}
-        if not states:
-            raise ValueError(f"probe.model={model!r}: none of the {len(paths)} checkpoints matching "
-                             f"{checkpoints!r} is one (they are {', '.join(names)})")
-        names = [model]
-    rows, panels = [], {}
-    for path, state in states.items():
+    rows, panels, found, test_x = [], {}, set(), {}
+    for path in paths:
+        state = load_checkpoint(path)
         cfg = state["config"]
-        model = load_model(path).float()
-        raw = instantiate(cfg["data"]["source"])
+        found.add(cfg["model"]["name"])
+        if model is not None and cfg["model"]["name"] != model:
+            continue
+        net = model_from_state(state).float()
+        source = repr(cfg["data"]["source"])  # load each dataset once, not once per checkpoint
+        if source not in test_x:
+            test_x[source] = instantiate(cfg["data"]["source"]).test_x[:images]
         prep = Batches(state["mean"], state["std"], torch.device("cpu"), False)
-        maps = stage_maps(model, prep(raw.test_x[:images]))
+        maps = stage_maps(net, prep(test_x[source]))
         conv = cfg["model"].get("conv", "?")
         for size, m in maps.items():
             cy, cx, _ = centroid(m[None, None].double())
             rows.append({"run": os.path.dirname(os.path.dirname(path)), "conv": conv, "seed": cfg["seed"],
                          "size": size, "dy": cy - (size - 1) / 2, "dx": cx - (size - 1) / 2})
             panels.setdefault(conv, {}).setdefault(size, m)
+    if model is not None and not rows:
+        raise ValueError(f"probe.model={model!r}: none of the {len(paths)} checkpoints matching "
+                         f"{checkpoints!r} is one (they are {', '.join(sorted(found))})")
+    names = [model] if model is not None else sorted(found)
     write_csv(os.path.join(out_dir, "trained_drift.csv"), ["run", "conv", "seed", "size", "dy", "dx"], rows)
     _plot(panels, os.path.join(out_dir, "trained_drift.png"), ", ".join(names))
     metrics = {}
@@ -74,7 +76,7 @@ def run(out_dir: str, logger, checkpoints: str = "multirun/even_kernels-quick/*/
         metrics[f"offset_last_stage_{conv}"] = sum((r["dy"] ** 2 + r["dx"] ** 2) ** 0.5 for r in last) / len(last)
         metrics[f"up_left_runs_{conv}"] = sum(r["dy"] < 0 and r["dx"] < 0 for r in last)
         metrics[f"runs_{conv}"] = len(last)
-    metrics["n_checkpoints"] = len(states)
+    metrics["n_checkpoints"] = len({r["run"] for r in rows})
     write_readme(out_dir, "trained_drift: feature-map centroids of trained networks (Wu et al. 2019, E1)",
                  __doc__.split("\n\n", 1)[1], metrics, ["trained_drift.csv", "trained_drift.png"])
     log_outputs(logger, out_dir, {"trained_drift": "trained_drift.csv"}, {"trained_drift": "trained_drift.png"})

@@ -17,6 +17,7 @@ from engine import distributed as dist
 from engine.checkpoint import CheckpointError, load_checkpoint, remove_stale_temps, write_json_atomic
 from engine.data import DataUnavailableError
 from engine.logger import NullLogger
+from engine import records
 from engine.loop import NonFiniteLossError, fit, resolve_device, seed_everything
 from engine.validate import ConfigError
 
@@ -59,6 +60,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if done is not None:
         log.info("skipping %s: finished before (trainer.skip_finished=true)", out_dir)
         return done
+    recorded = _recorded(cfg)
+    if recorded is not None:
+        log.info("skipping: config %s already has a record, %s (trainer.skip_recorded=true)",
+                 recorded["config_hash"], recorded["path"])
+        return recorded["metrics"]
     if cfg.trainer.get("threads"):
         torch.set_num_threads(int(cfg.trainer.threads))
     t0, device, logger = time.time(), None, NullLogger()
@@ -77,16 +83,33 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             metrics = fit(cfg, device, logger, out_dir, resume_state=state)
         metrics["status"] = "ok"
     except BaseException as e:
-        metrics = {"status": "failed", "error": describe_error(e)}
+        status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+        metrics = {"status": status, "error": describe_error(e)}
         raise
     finally:
         metrics.update(_bookkeeping(cfg, device, time.time() - t0))
         if dist.is_main():
             write_json_atomic(metrics, out_dir / "metrics.json")
+            _write_record(cfg, metrics)
             logger.set_summary({k: v for k, v in metrics.items() if isinstance(v, (int, float, str))})
             logger.finish(exit_code=0 if metrics["status"] == "ok" else 1)
         dist.cleanup()
     return metrics
+
+
+def _recorded(cfg: DictConfig) -> dict[str, Any] | None:
+    """The ``ok`` run record of this exact training config when ``trainer.skip_recorded`` is set."""
+    if cfg.task != "train" or not cfg.trainer.get("skip_recorded"):
+        return None
+    return records.find_record(cfg.paths.records_dir, records.config_hash(cfg))
+
+
+def _write_record(cfg: DictConfig, metrics: dict[str, Any]) -> None:
+    """A finished (ok or failed) trained run leaves its record under ``paths.records_dir``."""
+    if cfg.task != "train" or not cfg.trainer.get("record", True) or metrics["status"] not in ("ok", "failed"):
+        return
+    record = records.make_record(cfg, metrics, metrics.get("history", []), records.overrides())
+    log.info("run record: %s", records.write_record(cfg.paths.records_dir, record, cfg))
 
 
 def _finished(cfg: DictConfig, out_dir: Path) -> dict[str, Any] | None:
@@ -117,7 +140,8 @@ def _bookkeeping(cfg: DictConfig, device: torch.device | None, wall: float) -> d
             "variant": "" if probe else cfg.get("variant") or "", "precision": cfg.trainer.precision,
             "device": str(device if device is not None else cfg.trainer.device),
             "hardware": f"{_cpu_name()} ({os.cpu_count()} cores), {torch.get_num_threads()} thread(s){gpu}",
-            "torch": torch.__version__, "wall_time_s": wall,
+            "torch": torch.__version__, "wall_time_s": wall, "config_hash": records.config_hash(cfg),
+            "git_commit": records.git_state()["commit"], "git_dirty": records.git_state()["dirty"],
             "date": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())}
 
 

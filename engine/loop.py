@@ -223,7 +223,7 @@ def fit(cfg: DictConfig, device: torch.device, logger, out_dir: Path, resume_sta
                "val_loss": last.get("val_loss", float("nan")), "train_loss": last.get("train_loss"),
                "epochs": epochs, "train_time_s": train_time, "setup_time_s": setup_s,
                "train_throughput_img_s": seen / train_time if train_time else float("nan"),
-               "train_size": len(trx), "val_size": len(vx), "test_size": len(tex), **stats}
+               "train_size": len(trx), "val_size": len(vx), "test_size": len(tex), **stats, "history": history}
     ctx = {"model": model, "prep": prep, "precision": tcfg.precision, "test_x": tex, "test_y": tey,
            "val_x": vx, "val_y": vy, "out_dir": out_dir, "logger": logger, "seed": int(cfg.seed)}
     for name, evaluator in (cfg.get("evaluators") or {}).items():

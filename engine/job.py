@@ -18,7 +18,7 @@ from engine.checkpoint import CheckpointError, load_checkpoint, remove_stale_tem
 from engine.data import DataUnavailableError
 from engine.logger import NullLogger
 from engine import records
-from engine.loop import NonFiniteLossError, fit, resolve_device, seed_everything
+from engine.loop import NonFiniteLossError, fit, resolve_device, resolve_precision, seed_everything
 from engine.validate import ConfigError
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         dist.init()
         seed_everything(int(cfg.seed), bool(cfg.trainer.deterministic))
         device = resolve_device(str(cfg.trainer.device))
+        _resolve_precision(cfg, device)
         torch.set_float32_matmul_precision("high")
         state = _resume_state(cfg, out_dir) if cfg.task != "probe" else None
         logger = _make_logger(cfg, out_dir, state.get("wandb_id") if state else None)
@@ -97,10 +98,21 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
+def _resolve_precision(cfg: DictConfig, device: torch.device) -> None:
+    """Replace ``trainer.precision=auto`` by what it means on ``device``, so configs, metrics and hashes say it."""
+    if cfg.trainer.precision == "auto":
+        cfg.trainer.precision = resolve_precision("auto", device)
+        log.info("trainer.precision=auto -> %s on %s", cfg.trainer.precision, device)
+
+
 def _recorded(cfg: DictConfig) -> dict[str, Any] | None:
     """The ``ok`` run record of this exact training config when ``trainer.skip_recorded`` is set."""
     if cfg.task != "train" or not cfg.trainer.get("skip_recorded"):
         return None
+    try:
+        _resolve_precision(cfg, resolve_device(str(cfg.trainer.device)))  # the hash holds what auto means
+    except RuntimeError:
+        return None  # an unusable device: validation reports it in one line
     return records.find_record(cfg.paths.records_dir, records.config_hash(cfg))
 
 

@@ -17,7 +17,7 @@ class ConfigError(ValueError):
 
 
 DATASETS = ("fashion_mnist", "cifar10", "cifar100", "image_folder", "synthetic")
-PRECISIONS = ("bf16", "fp32")
+PRECISIONS = ("auto", "bf16", "fp32")
 
 
 def require(ok: bool, key: str, value, allowed: str) -> None:

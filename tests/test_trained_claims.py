@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from engine.loop import Batches
+from engine.inference import Batches
 from experiments.report import build_reports, collect
 from experiments.trained_shift import consistency, diagonal_stability, shift
 from tests.helpers import ROOT, run_cli

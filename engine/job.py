@@ -62,11 +62,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     done, state = rundir.claim(cfg, out_dir, _load_checkpoint)
     if done is not None:
         log.info("skipping %s: this config finished there before (trainer.skip_finished=true)", out_dir)
+        dist.cleanup()
         return done
     recorded = _recorded(cfg)
     if recorded is not None:
         log.info("skipping: config %s already has a record, %s (trainer.skip_recorded=true)",
                  recorded["config_hash"], recorded["path"])
+        dist.cleanup()
         return recorded["metrics"]
     if cfg.trainer.get("threads"):
         torch.set_num_threads(int(cfg.trainer.threads))

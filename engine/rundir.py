@@ -2,9 +2,10 @@
 
 The owner of a run dir is the training config (``engine.records.training_config``; logging, paths,
 threads and progress do not count) stored with its ``metrics.json`` and ``checkpoints/last.pt``. A
-rerun with another config is refused with one line naming the keys that differ; nothing is touched.
-The refusal is also left in ``refused.json`` (read by the sweep summary), removed by the next
-accepted run.
+rerun with another config is refused with one line naming the keys that differ; the old results and
+checkpoint are left as they are (Hydra has already rewritten ``.hydra/`` by then; ``metrics.json`` keeps
+its own ``training_config``).
+The refusal is also left in ``refused.json`` (read by the sweep summary) until the next attempt.
 """
 from __future__ import annotations
 
@@ -45,8 +46,6 @@ def check_owner(cfg: DictConfig, out_dir: Path, what: str, owner_hash: str | Non
     mine = records.training_config(cfg)
     same = owner_hash == records.config_hash(cfg) if owner_hash else owner == mine
     if same:
-        if is_main():
-            (out_dir / REFUSED).unlink(missing_ok=True)
         return
     if owner is not None:
         keys = ", ".join(records.config_diff(owner, mine)) or "nothing visible: the code that hashes it changed"
@@ -54,7 +53,7 @@ def check_owner(cfg: DictConfig, out_dir: Path, what: str, owner_hash: str | Non
         keys = f"config hash {owner_hash}, this one is {records.config_hash(cfg)}"
     else:
         keys = "unknown: it records no config (written before run dirs were tied to one)"
-    msg = (f"{out_dir / what} belongs to another config (differs in {keys}); nothing was changed: "
+    msg = (f"{out_dir / what} belongs to another config (differs in {keys}); its results are untouched: "
            f"use a new run dir (hydra.run.dir=... or hydra.sweep.dir=...) or delete {out_dir} to rerun it")
     if is_main():
         write_json_atomic({"status": "refused", "error": msg}, out_dir / REFUSED)
@@ -69,6 +68,8 @@ def claim(cfg: DictConfig, out_dir: Path, load) -> tuple[dict[str, Any] | None, 
     checkpoint of another config is refused (``RunDirConflict``), so nothing of it is overwritten; a
     ``failed`` run's metrics.json may be replaced.
     """
+    if is_main():
+        (out_dir / REFUSED).unlink(missing_ok=True)  # an earlier refusal; written again if this one is refused
     metrics, ckpt = read_metrics(out_dir), out_dir / "checkpoints" / "last.pt"
     state = load(ckpt) if cfg.task == "train" and ckpt.exists() else None
     if state is not None:

@@ -34,6 +34,7 @@ def _env() -> dict:
 
 
 # ------------------------------------------------------------------------------- one config per dir
+@pytest.mark.slow
 def test_a_second_sweep_with_another_config_is_refused_and_changes_nothing(tmp_path):
     common = [*TINY, "logger=none", "trainer.epochs=1", "trainer.skip_finished=true", f"hydra.sweep.dir={tmp_path}"]
     run_cli(*common, "model.conv=c3", multirun=True, timeout=240, env=ONE_THREAD)
@@ -54,6 +55,7 @@ def test_a_second_sweep_with_another_config_is_refused_and_changes_nothing(tmp_p
     assert not (job / "refused.json").exists()
 
 
+@pytest.mark.slow
 def test_resume_with_a_changed_key_is_refused_in_one_line(tmp_path):
     run_dir = tmp_path / "run"
     run_cli(*TINY, "logger=none", "trainer.epochs=1", run_dir=run_dir, timeout=180, env=ONE_THREAD)
@@ -85,6 +87,7 @@ def _umask() -> int:
 
 
 # --------------------------------------------------------------------------------------- preemption
+@pytest.mark.slow
 def test_sigterm_checkpoints_mid_epoch_and_the_rerun_matches_an_uninterrupted_run(tmp_path):
     epochs = 4
     args = [*TINY, f"trainer.epochs={epochs}", "logger=wandb"]
@@ -153,6 +156,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_write_one_log_from_rank_0(tmp_path):
     run_dir = tmp_path / "run"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
@@ -202,6 +206,7 @@ if __name__ == "__main__":
 """
 
 
+@pytest.mark.slow
 def test_ddp_ranks_see_disjoint_shards_and_one_step_equals_one_process(tmp_path):
     script = tmp_path / "ddp_step.py"
     script.write_text(DDP_STEP)

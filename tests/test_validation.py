@@ -50,7 +50,7 @@ INVALID = {
     # octave
     "octave alpha 1": ([*OCTAVE, "+model.alpha=1.0"], "model.alpha=1.0"),
     "octave alpha negative": ([*OCTAVE, "+model.alpha=-0.25"], "model.alpha=-0.25"),
-    "octave size it cannot halve": ([*OCTAVE, "+model.alpha=0.25", "data.image_size=12"], "data.image_size=12"),
+    "image too small for the net": (["model.conv=c2", "data.image_size=1"], "data.image_size=1"),
     # trainer
     "zero epochs": (["trainer.epochs=0"], "trainer.epochs=0"),
     "negative epochs": (["trainer.epochs=-3"], "trainer.epochs=-3"),
@@ -101,6 +101,8 @@ VALID = {
     "rednet odd kernel": [*REDNET, "+model.kernel_size=3", "model.width=1.0"],
     "octave alpha 0.25": [*OCTAVE, "+model.alpha=0.25"],
     "octave alpha 0 any size": [*OCTAVE, "+model.alpha=0.0", "data.image_size=12"],
+    "octave pads a size it cannot halve": [*OCTAVE, "+model.alpha=0.25", "data.image_size=12"],
+    "octave on 28x28 single-channel images": ["model=oct_resnet20", "data.image_size=28", "data.channels=1"],
     "val_size 0": ["data.val_size=0"],
     "fp32 cpu": ["trainer.precision=fp32", "trainer.device=cpu"],
 }

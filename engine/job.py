@@ -59,17 +59,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     dist.quiet_other_ranks()
     out_dir = Path(dist.broadcast_str(str(cfg.paths.output_dir)))  # rank 0's, should the timestamps differ
     _resolve_precision(cfg)  # before hashing: the hash holds what auto means
-    done, state = rundir.claim(cfg, out_dir, _load_checkpoint)
-    if done is not None:
-        log.info("skipping %s: this config finished there before (trainer.skip_finished=true)", out_dir)
-        dist.cleanup()
-        return done
     recorded = _recorded(cfg)
     if recorded is not None:
         log.info("skipping: config %s already has a record, %s (trainer.skip_recorded=true)",
                  recorded["config_hash"], recorded["path"])
         dist.cleanup()
         return recorded["metrics"]
+    done, state = rundir.claim(cfg, out_dir, _load_checkpoint)
+    if done is not None:
+        log.info("skipping %s: this config finished there before (trainer.skip_finished=true)", out_dir)
+        dist.cleanup()
+        return done
     if cfg.trainer.get("threads"):
         torch.set_num_threads(int(cfg.trainer.threads))
     t0, device, logger, stop = time.time(), None, NullLogger(), preempt.Preemption().install()

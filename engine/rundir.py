@@ -75,8 +75,11 @@ def claim(cfg: DictConfig, out_dir: Path, load) -> tuple[dict[str, Any] | None, 
     if state is not None:
         check_checkpoint(cfg, out_dir, state)
     if metrics and metrics.get("status") in ("ok", "interrupted"):
-        if metrics.get("config_hash") or state is None:  # else: older metrics.json, judged by its checkpoint
+        skip = metrics["status"] == "ok" and cfg.trainer.get("skip_finished")
+        # a metrics.json older than config hashes is judged by its checkpoint; without one, it can only
+        # be refused for a skip (a rerun replaces it with metrics that name their own config)
+        if metrics.get("config_hash") or (state is None and skip):
             check_owner(cfg, out_dir, "metrics.json", metrics.get("config_hash"), metrics.get("training_config"))
-        if metrics["status"] == "ok" and cfg.trainer.get("skip_finished"):
+        if skip:
             return metrics, None
     return None, state if cfg.trainer.resume else None

@@ -110,10 +110,12 @@ def _assert_callable_with(target: DictConfig, *args, **runtime) -> None:
     inspect.signature(fn).bind(*args, **kwargs, **runtime)
 
 
-@pytest.mark.parametrize("overrides", [f"experiment={e}" for e in options("experiment")]
-                         + [f"profile={p}" for p in options("profile")] + [f"data={d}" for d in options("data")])
+@pytest.mark.parametrize("overrides", [f"{g}={o}" for g in ("experiment", "profile", "data", "optim", "sched", "logger")
+                                       for o in options(g)])
 def test_every_config_instantiates(overrides):
     cfg = compose_cfg(overrides)
+    if cfg.logger.get("_target_"):  # engine.job builds it with the run dir, the resolved config and a run id
+        _assert_callable_with(cfg.logger, save_dir="out", run_config={}, run_id=None)
     if cfg.task == "probe":
         _assert_callable_with(cfg.probe, out_dir="out", logger=None)
         return

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
-from omegaconf import open_dict
 
 from engine.loop import seed_everything
 from tests.helpers import ROOT, read_metrics, run_cli
@@ -119,28 +118,3 @@ def test_missing_data_fails_with_one_clear_message(tmp_path):
                    "data.source.download=false", run_dir=tmp_path / "run", check=False)
     assert proc.returncode != 0
     assert "nowhere" in proc.stderr and "Traceback" not in proc.stderr
-
-
-def _all_config_files():
-    for path in sorted(CONFIGS.rglob("*.yaml")):
-        rel = path.relative_to(CONFIGS)
-        if rel.parts[0] in ("hydra", "local") or rel.name == "train.yaml":
-            continue
-        yield f"{rel.parent.as_posix()}={rel.stem}"
-
-
-@pytest.mark.parametrize("override", list(_all_config_files()))
-def test_every_config_composes(override):
-    cfg = _compose([override])
-    from omegaconf import OmegaConf
-
-    OmegaConf.to_container(cfg, resolve=False)
-    if override.startswith(("model=", "data=", "optim=", "sched=")):
-        from hydra.utils import instantiate
-
-        with open_dict(cfg):
-            pass
-        if override.startswith("model="):
-            model = instantiate(cfg.model)
-            out = model(torch.zeros(2, cfg.data.channels, cfg.data.image_size, cfg.data.image_size))
-            assert out.shape == (2, cfg.data.num_classes)

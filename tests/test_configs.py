@@ -136,7 +136,11 @@ def test_every_config_instantiates(overrides):
 
 @pytest.mark.parametrize("model", options("model"))
 def test_every_model_config_builds_and_runs(model):
+    """Each option names a registered model after its file; create_model rejects unknown keys (TypeError)."""
+    from models import list_models
+
     cfg = compose_cfg(f"model={model} data=synthetic")
+    assert cfg.model.name == model and model in list_models()
     with torch.no_grad():
         out = instantiate(cfg.model).eval()(torch.zeros(1, 3, 32, 32))
     assert out.shape == (1, cfg.data.num_classes)

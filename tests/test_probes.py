@@ -24,6 +24,8 @@ import torch
 
 from tests.helpers import ROOT
 
+pytestmark = pytest.mark.slow  # the probes run through train.py once per module (minutes)
+
 PROBES = ("even_drift", "even_erosion", "dilation_degeneration", "conv_arithmetic")
 
 

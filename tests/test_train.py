@@ -22,6 +22,7 @@ def _compose(overrides):
     return cfg
 
 
+@pytest.mark.slow
 def test_training_lowers_the_loss_on_synthetic_data():
     from hydra.utils import instantiate
 
@@ -83,6 +84,7 @@ def test_schedules_cover_the_whole_run(sched):
     assert max(lrs) <= 0.1 + 1e-9 and lrs[-1] < 0.02 and max(lrs) > 0.05
 
 
+@pytest.mark.slow
 def test_smoke_end_to_end(tmp_path):
     run = tmp_path / "run"
     run_cli("experiment=smoke", run_dir=run)
@@ -96,6 +98,7 @@ def test_smoke_end_to_end(tmp_path):
     assert glob.glob(str(run / "wandb" / "offline-run-*" / "run-*.wandb"))
 
 
+@pytest.mark.slow
 def test_multirun_makes_one_wandb_run_per_job(tmp_path):
     run_cli("experiment=smoke", "seed=1,2", f"hydra.sweep.dir={tmp_path}", multirun=True)
     files = sorted(glob.glob(str(tmp_path / "*" / "wandb" / "offline-run-*" / "run-*.wandb")))
@@ -105,6 +108,7 @@ def test_multirun_makes_one_wandb_run_per_job(tmp_path):
     assert seeds == [1, 2]
 
 
+@pytest.mark.slow
 def test_same_seed_same_result(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     for d in (a, b):
@@ -113,6 +117,7 @@ def test_same_seed_same_result(tmp_path):
     assert ma["test_acc"] == mb["test_acc"] and ma["test_loss"] == mb["test_loss"]
 
 
+@pytest.mark.slow
 def test_missing_data_fails_with_one_clear_message(tmp_path):
     proc = run_cli("data=cifar10", f"data.root={tmp_path}/nowhere", "logger=none", "trainer.epochs=1",
                    "data.source.download=false", run_dir=tmp_path / "run", check=False)

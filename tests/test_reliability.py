@@ -16,6 +16,8 @@ import pytest
 from engine.checkpoint import CheckpointError, load_checkpoint, remove_stale_temps
 from tests.helpers import ROOT, read_metrics, run_cli
 
+pytestmark = pytest.mark.slow  # every test here runs train.py end to end
+
 # sub-second epochs: 8 steps of 64 images 8x8, resnet20 at width 0.5 (at 0.25, torch 2.14.1's CPU backward of
 # a channels_last 1x1 stride-2 conv from 4 to 8 channels corrupts the heap on this machine)
 TINY = ["experiment=smoke", "trainer.precision=fp32", "data.train_size=576", "data.val_size=64",

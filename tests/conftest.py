@@ -9,6 +9,3 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("CONVLAB_RECORDS", tempfile.mkdtemp(prefix="convlab-records-"))
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: runs train.py end to end (tens of seconds); deselect with -m 'not slow'")

@@ -31,7 +31,7 @@ from engine.data import RawData, channel_stats, split_train_val
 from engine.inference import Batches, autocast, evaluate
 from engine.optim import param_groups
 from engine.state import EpochPosition, Progress, restore, training_state
-from engine.validate import check_data_facts, check_split_sizes
+from engine.validate import check_data_facts, check_memory_format, check_split_sizes
 
 log = logging.getLogger(__name__)
 SPLIT_SEED = 0  # one train/val partition (and train_subset) for every run seed: seeds vary init and order
@@ -109,6 +109,7 @@ def setup_data(cfg: DictConfig, device: torch.device) -> Splits:
 def setup_training(cfg: DictConfig, model: torch.nn.Module, splits: Splits, device: torch.device) -> Setup:
     """Place the model, build optimiser, schedule, augmentation and the data-order generator."""
     tcfg = cfg.trainer
+    check_memory_format(cfg, model, device)
     model = model.to(device=device, memory_format=torch.channels_last if tcfg.channels_last else
                      torch.contiguous_format)
     net = dist.wrap(model, device)

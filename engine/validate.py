@@ -205,3 +205,20 @@ def _build_model(cfg: DictConfig):
 def _first_line(e: BaseException) -> str:
     lines = str(e).strip().splitlines()
     return lines[0] if lines else type(e).__name__
+
+
+def check_memory_format(cfg: DictConfig, model, device) -> None:
+    """Refuse a channels_last setup that crashes torch: on torch 2.14.1 the CPU fp32 backward of a
+    channels_last 1x1 stride-2 conv with fewer than 8 input channels corrupts the heap (SIGSEGV or
+    "double free"; seen at model.width=0.25, e.g. a 4 -> 8 shortcut). One line instead of a crash."""
+    import torch
+
+    t = cfg.trainer
+    if not (t.channels_last and device.type == "cpu" and t.precision == "fp32"
+            and torch.__version__.split("+")[0] == "2.14.1"):
+        return
+    bad = next((name for name, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)
+                and m.kernel_size == (1, 1) and m.stride == (2, 2) and m.in_channels < 8), None)
+    require(bad is None, "trainer.channels_last", True,
+            f"torch 2.14.1 crashes in the CPU fp32 backward of the channels_last 1x1 stride-2 conv {bad} "
+            f"(< 8 input channels); use trainer.channels_last=false or a larger model.width")

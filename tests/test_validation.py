@@ -148,3 +148,18 @@ def test_cli_val_size_beyond_a_real_dataset_is_a_config_error(tmp_path):
         pytest.skip("Fashion-MNIST is not available offline here")
     _assert_one_line_config_error(proc, "data.val_size")
     assert "60000 training images" in proc.stderr
+
+
+def test_a_channels_last_setup_that_crashes_torch_is_one_line(tmp_path):
+    """torch 2.14.1 corrupts the heap in the CPU fp32 backward of NHWC 1x1/2 convs with < 8 input channels."""
+    import torch
+
+    from tests.helpers import run_cli
+
+    if torch.__version__.split("+")[0] != "2.14.1":
+        pytest.skip("the guard is for torch 2.14.1")
+    proc = run_cli("experiment=smoke", "logger=none", "model.width=0.25", "trainer.precision=fp32",
+                   "trainer.device=cpu", "trainer.channels_last=true", run_dir=tmp_path / "r", check=False)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    first = proc.stderr.strip().splitlines()[0]
+    assert first.startswith("config error: trainer.channels_last=True is invalid: torch 2.14.1 crashes"), first

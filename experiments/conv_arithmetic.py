@@ -57,7 +57,7 @@ from models.arithmetic import (
     receptive_field,
 )
 from models.complexity import profile
-from models.layers import DepthwiseSeparableConv2d, OctaveConv2d
+from models.layers import SPATIAL_KINDS, DepthwiseSeparableConv2d, OctaveConv2d
 
 COLUMNS = ["section", "name", "quantity", "measured", "analytic", "agree", "tol", "analytic_source"]
 # ResNet-20 params (M) read from the poster's x-positions (PAPERS.md 1.4)
@@ -349,7 +349,7 @@ def _rf_rows(R: _Rows, specs, width: float) -> list[str]:
 
 
 def _model_rows(R: _Rows) -> None:
-    profs = {k: profile(create_model("resnet20", conv=k), (3, 32, 32)) for k in ("c2", "c2sp", "c3", "c4", "c4sp", "c5")}
+    profs = {k: profile(create_model("resnet20", conv=k), (3, 32, 32)) for k in SPATIAL_KINDS}
     for k, v in POSTER_RESNET20_PARAMS_M.items():
         R.add("models", f"resnet20/{k}", "params (M)", profs[k]["params"] / 1e6, v,
               "poster x-position (PAPERS.md 1.4), 3 significant digits", tol=0.005, rel=True)

@@ -36,9 +36,8 @@ import torch
 import torch.nn as nn
 
 from experiments.probe_utils import log_outputs, plt, write_csv, write_readme
-from models.layers import create_conv
+from models.layers import SPATIAL_KINDS, create_conv
 
-KINDS = ("c2", "c2sp", "c3", "c4", "c4sp", "c5")
 COLORS = {"c2": "tab:red", "c2sp": "tab:blue", "c3": "black", "c4": "tab:orange", "c4sp": "tab:cyan",
           "c5": "tab:gray"}
 
@@ -81,7 +80,7 @@ def centroid(x: torch.Tensor) -> tuple[float, float, float]:
 
 @torch.no_grad()
 def run(out_dir: str, logger, depth: int = 24, channels: int = 4, size: int = 80, sigma: float = 3.0,
-        kinds: tuple = KINDS, snapshot_depths: tuple = (0, 4, 8, 16, 24)) -> dict:
+        kinds: tuple = SPATIAL_KINDS, snapshot_depths: tuple = (0, 4, 8, 16, 24)) -> dict:
     os.makedirs(out_dir, exist_ok=True)
     kinds = tuple(kinds)
     snapshot_depths = tuple(int(n) for n in snapshot_depths if n <= depth)

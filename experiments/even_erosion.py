@@ -44,9 +44,8 @@ import torch.nn as nn
 
 from experiments.even_drift import COLORS, set_averaging_weights
 from experiments.probe_utils import log_outputs, plt, write_csv, write_readme
-from models.layers import create_conv
+from models.layers import SPATIAL_KINDS, create_conv
 
-KINDS = ("c2", "c2sp", "c3", "c4", "c4sp", "c5")
 # values read off the poster plot at layer 54 (PAPERS.md 1.2), for the figure only
 POSTER_Q54 = {"c2sp": 0.08, "c3": 0.05, "c4sp": 0.03, "c5": 0.013, "c4": 1.5e-3}
 
@@ -139,7 +138,7 @@ def trained_q(model: nn.Module, input_shape, seed: int = 0, label: str = "traine
 
 
 @torch.no_grad()
-def run(out_dir: str, logger, kinds: tuple = KINDS, channels: int = 4, size: int = 32, batch: int = 4,
+def run(out_dir: str, logger, kinds: tuple = SPATIAL_KINDS, channels: int = 4, size: int = 32, batch: int = 4,
         layers_per_stage: int = 18, stages: int = 3, downsample: str = "avgpool", seed: int = 0,
         checkpoint: Optional[str] = None) -> dict:
     os.makedirs(out_dir, exist_ok=True)

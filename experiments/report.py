@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
 from experiments.stats import summarize, verdict, verdict_gap_grows, verdict_not_worse  # noqa: E402
+from models.layers import SPATIAL_KINDS  # noqa: E402
 
 CONFIG_KEYS = {"experiment": "experiment_name", "profile": "profile_name", "model": "model.name",
                "conv": "model.conv", "filt_size": "model.filt_size", "downsample": "model.downsample",
@@ -158,7 +159,7 @@ def even_kernels(rows, out: Path) -> tuple[list[dict], list[dict], list[str]]:
 
 def _plot_err_vs_params(table, path: Path) -> str:
     fig, ax = plt.subplots(figsize=(6, 4))
-    for conv in ("c2", "c2sp", "c3", "c4", "c4sp", "c5"):
+    for conv in SPATIAL_KINDS:
         pts = sorted((r["params"], r["test_err_mean"], r["test_err_std"], r["model"]) for r in table if r["conv"] == conv)
         if pts:
             x, y, e, names = zip(*pts)

@@ -136,18 +136,17 @@ def _first(v) -> int:
 def layer_geometry(m: nn.Module) -> Optional[tuple[int, int, int]]:
     """``(k, s, d)`` of a spatial layer for receptive-field purposes, or None if it has none.
 
-    SymPadConv2d (and any conv with a true ``symmetric_padding`` class attribute, such as the
-    zoo's output-grouped stem) counts as its effective ``(k+1)``: across its four groups a C2sp layer covers 3x3
-    and C4sp 5x5 (poster: "2 -> 3 -> 5", "4 -> 5"). Involution2d counts as ``(K, s, 1)``
+    SymPadConv2d and SymPadStemConv2d (groups over the outputs) count as their effective ``(k+1)``:
+    across its four groups a C2sp layer covers 3x3 and C4sp 5x5 (poster: "2 -> 3 -> 5", "4 -> 5"). Involution2d counts as ``(K, s, 1)``
     (its kernel-generating 1x1 convs / AvgPool(s) lie inside that window); OctaveConv2d as its h2h
     path ``(k, s, 1)``. Transposed convs and adaptive pools are not composable and are skipped.
     """
     from .layers.blur_pool import BlurPool2d
     from .layers.involution import Involution2d
     from .layers.octave import OctaveConv2d
-    from .layers.padding import SymPadConv2d
+    from .layers.padding import SymPadConv2d, SymPadStemConv2d
 
-    if isinstance(m, SymPadConv2d) or getattr(m, "symmetric_padding", False):
+    if isinstance(m, (SymPadConv2d, SymPadStemConv2d)):
         return _first(m.kernel_size) + 1, _first(m.stride), 1
     if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):  # includes SamePadConv2d
         return _first(m.kernel_size), _first(m.stride), _first(m.dilation)

@@ -14,7 +14,7 @@ import models
 from models import create_model, list_models
 from models.complexity import count_params, profile
 from models.layers import BlurPool2d, MaxBlurPool2d, symmetric_pad_sizes
-from models.zoo._common import SymPadStemConv2d
+from models.layers import SymPadStemConv2d
 
 ROOT = Path(__file__).resolve().parents[1]
 

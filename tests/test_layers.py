@@ -2,6 +2,7 @@
 003 involution), plus properties (centroid drift, shapes, errors)."""
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 
@@ -615,7 +616,7 @@ def test_layers_on_cuda_match_cpu(name):
     m = _CUDA_LAYERS[name]()
     x = torch.randn(2, 3 if name == "sympad_stem" else 16, 16, 16, requires_grad=True)
     xc = x.detach().cuda().requires_grad_()
-    y, yc = m(x), m.cuda()(xc)
+    y, yc = m(x), copy.deepcopy(m).cuda()(xc)
     y, yc = (y[0], yc[0]) if isinstance(y, tuple) else (y, yc)
     torch.testing.assert_close(yc.cpu(), y, atol=1e-4, rtol=1e-4)
     y.square().sum().backward()

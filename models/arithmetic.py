@@ -56,14 +56,29 @@ def conv_output_size(i: int, k: int, s: int = 1, p: int = 0, d: int = 1) -> int:
     return o
 
 
+def _check_positive(**args: int) -> None:
+    """``ValueError`` naming the first argument that is not a positive int (as torch refuses them)."""
+    for name, v in args.items():
+        if v < 1:
+            raise ValueError(f"{name} must be positive, got {name}={v}")
+
+
 def conv_transpose_output_size(i: int, k: int, s: int = 1, p: int = 0, output_padding: int = 0, d: int = 1) -> int:
     """Transposed conv output ``(i-1)s - 2p + d(k-1) + output_padding + 1`` (R8-R14, PyTorch docs).
 
-    ``output_padding`` is R14's ``a`` and must be in ``[0, max(s, d))`` (PyTorch's rule).
+    ``output_padding`` is R14's ``a`` and must be in ``[0, max(s, d))`` (PyTorch's rule). Sizes,
+    strides and dilations must be positive, padding non-negative and the output at least 1, else
+    ``ValueError`` naming the argument (torch raises on each).
     """
+    _check_positive(i=i, k=k, s=s, d=d)
+    if p < 0:
+        raise ValueError(f"padding must be non-negative, got p={p}")
     if not 0 <= output_padding < max(s, d):
         raise ValueError(f"output_padding must be in [0, max(stride, dilation)) = [0, {max(s, d)}), got {output_padding}")
-    return (i - 1) * s - 2 * p + d * (k - 1) + output_padding + 1
+    o = (i - 1) * s - 2 * p + d * (k - 1) + output_padding + 1
+    if o < 1:
+        raise ValueError(f"padding p={p} too large: output size {o} for i={i}, k={k}, s={s}, d={d}")
+    return o
 
 
 def output_padding_for(wanted: int, i: int, k: int, s: int = 1, p: int = 0, d: int = 1) -> int:
@@ -100,12 +115,20 @@ def pool_output_size(i: int, k: int, s: Optional[int] = None, p: int = 0, d: int
     """Pooling output size (R7 with padding/dilation; stride defaults to k, as in torch).
 
     ``ceil_mode`` follows PyTorch: round up, but drop a last window that starts in the right padding.
+    As in torch, padding must be at most half the effective kernel (``p <= (d(k-1)+1) // 2``),
+    sizes positive and the output at least 1; otherwise ``ValueError`` naming the argument.
     """
     s = k if s is None else s
+    _check_positive(i=i, k=k, s=s, d=d)
+    if not 0 <= p <= effective_kernel_size(k, d) // 2:
+        raise ValueError(f"pad should be at most half of the effective kernel size: p={p}, k={k}, d={d} "
+                         f"(allowed 0..{effective_kernel_size(k, d) // 2})")
     num = i + 2 * p - effective_kernel_size(k, d)
     o = (-(-num // s) if ceil_mode else num // s) + 1
     if ceil_mode and (o - 1) * s >= i + p:
         o -= 1
+    if o < 1:
+        raise ValueError(f"kernel k={k} (dilation {d}) larger than padded input i={i}+2*{p}")
     return o
 
 

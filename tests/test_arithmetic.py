@@ -171,3 +171,19 @@ def test_receptive_field_residual_main_path():
 def test_receptive_field_composite_root():
     rf = receptive_field(Involution2d(16, 7, 2), (16, 32, 32))
     assert rf.layers == [("", 7, 2, 1)] and rf.size == 7 and rf.jump == 2
+
+
+@pytest.mark.parametrize("fn, args, match", [
+    ("conv_transpose_output_size", (1, 1, 1, 1), "p=1"),          # torch: output size -1 is too small
+    ("conv_transpose_output_size", (0, 3), "i=0"),
+    ("conv_transpose_output_size", (4, 3, 0), "s=0"),
+    ("pool_output_size", (5, 2, 1, 2), "p=2"),                     # torch: pad at most half the kernel
+    ("pool_output_size", (2, 5), "k=5"),
+    ("pool_output_size", (4, 2, 0), "s=0"),
+])
+def test_arithmetic_helpers_refuse_what_torch_refuses(fn, args, match):
+    """Inputs torch raises on give a ValueError naming the bad argument (not -1 or 8)."""
+    import models.arithmetic as A
+
+    with pytest.raises(ValueError, match=match):
+        getattr(A, fn)(*args)

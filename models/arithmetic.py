@@ -210,6 +210,8 @@ def receptive_field(
             their stride would be counted twice. Identity shortcuts add no layer.
     """
     if isinstance(layers_or_model, nn.Module):
+        from .layers.octave import OctaveConv2d
+
         model = layers_or_model
         record: list = []
         hooks = []
@@ -222,6 +224,9 @@ def receptive_field(
                 continue
             if type(m).__name__ in _COMPOSITES:
                 composites.append(name)
+
+            if isinstance(m, OctaveConv2d):
+                geo = (m.kernel_size, m.stride, m.in_low > 0, m.out_low > 0)
 
             def hook(mod, inp, out, name=name, geo=geo):
                 record.append((name, *geo))
@@ -249,8 +254,46 @@ def receptive_field(
         for i, t in enumerate(layers_or_model):
             k, s, d = (tuple(t) + (1,))[:3] if len(t) == 2 else tuple(t)
             layers.append((str(i), int(k), int(s), int(d)))
-    r, j = 1, 1
-    for _, k, s, d in layers:
-        r += (effective_kernel_size(k, d) - 1) * j
-        j *= s
-    return ReceptiveField(size=r, jump=j, layers=layers)
+    high, low = [(1, 1, False)], []
+    for layer in layers:
+        if len(layer) == 5:  # OctaveConv2d: (name, k, s, in_low, out_low)
+            high, low = _octave_step(high, low, *layer[1:])
+        else:
+            _, k, s, d = layer
+            high = [(r + (effective_kernel_size(k, d) - 1) * j, j * s, False) for r, j, _ in high]
+    r, j, _ = max(high)
+    return ReceptiveField(size=r, jump=j, layers=[tuple(layer[:4]) for layer in layers])
+
+
+def _octave_step(high: list, low: list, k: int, s: int, in_low: bool, out_low: bool) -> tuple[list, list]:
+    """Paths ``(r, jump, up)`` of the high and low branches after one OctaveConv2d (PAPERS.md 5.2).
+
+    Every path from the input to a branch is kept (the receptive field is the longest one). Stride 2
+    pools X_H (and X_L before l2l) 2x2/2 first. h2h: conv at the high jump; h2l: pool 2x2/2 then
+    conv; l2l: conv at the low jump; l2h: conv at the low jump, then (stride 1) a nearest x2
+    upsample, which maps each output to one low pixel: r stays, the jump halves, and ``up`` marks
+    that a following 2x2/2 pool merely undoes it (it adds no extent until the next conv).
+    """
+    def conv(paths):
+        return [(r + (k - 1) * j, j, up and k == 1) for r, j, up in paths]
+
+    def pool(paths):
+        return [(r if up else r + j, 2 * j, False) for r, j, up in paths]
+
+    if s == 2:
+        high = pool(high)
+    new_high = conv(high)
+    new_low = conv(pool(high)) if out_low else []
+    if in_low:
+        new_high += [(r, j // 2, True) for r, j, _ in conv(low)] if s == 1 else conv(low)
+        if out_low:
+            new_low += conv(pool(low) if s == 2 else low)
+    return _longest(new_high), _longest(new_low)
+
+
+def _longest(paths: list) -> list:
+    """Only the longest path per (jump, up): the others can never become the longest."""
+    best: dict = {}
+    for r, j, up in paths:
+        best[(j, up)] = max(best.get((j, up), 0), r)
+    return [(r, j, up) for (j, up), r in best.items()]

@@ -26,9 +26,9 @@ the network is rebuilt with ``engine.checkpoint.load_model`` (eval mode, so BN u
 statistics) and fed a fixed U[0, 1] noise batch (``batch`` images, seed 0) of the shape the run
 trained on (channels / image size from the checkpoint's data config, else the first conv and 32 px).
 Forward hooks record Q after every spatial conv (every ``nn.Conv2d`` with a kernel > 1x1, in
-execution order: 1x1 projection shortcuts are skipped) -- rows ``kernel = trained_conv`` -- and
-after every residual block (modules named ``layers.<i>`` / classes ending in ``Block``) -- rows
-``kernel = trained_block``. Noise rather than the run's data keeps the probe data-free and
+execution order: 1x1 projection shortcuts are skipped) -- rows ``kernel = trained_conv`` -- and the
+model's ``forward_blocks`` gives Q after every residual block -- rows ``kernel = trained_block``
+(none for models without blocks). Noise rather than the run's data keeps the probe data-free and
 comparable with the training-free curves (Q_0 = 0.5); note that the network was trained on
 normalised images, so this measures how the trained filters propagate a flat-spectrum input.
 
@@ -98,11 +98,6 @@ def _input_shape_from_checkpoint(path: str, model: nn.Module, batch: int) -> tup
     return batch, ch, size, size
 
 
-def _is_block(name: str, m: nn.Module) -> bool:
-    parts = name.split(".")
-    return type(m).__name__.endswith("Block") or (len(parts) == 2 and parts[0] == "layers" and parts[1].isdigit())
-
-
 @torch.no_grad()
 def trained_q(model: nn.Module, input_shape, seed: int = 0, label: str = "trained") -> list[dict]:
     """Q after every spatial conv and every residual block of ``model`` on U[0,1] noise (eval mode)."""
@@ -119,16 +114,16 @@ def trained_q(model: nn.Module, input_shape, seed: int = 0, label: str = "traine
             recs[kind].append((float(out.abs().mean()), int(out.shape[-1])))
         return hook
 
-    for name, m in model.named_modules():
+    for m in model.modules():
         if isinstance(m, nn.Conv2d) and max(m.kernel_size) > 1:
             hooks.append(m.register_forward_hook(record("conv")))
-        elif _is_block(name, m):
-            hooks.append(m.register_forward_hook(record("block")))
     try:
         model(x)
     finally:
         for h in hooks:
             h.remove()
+    if hasattr(model, "forward_blocks"):
+        recs["block"] = [(float(out.abs().mean()), int(out.shape[-1])) for out in model.forward_blocks(x)]
     q0 = float(x.abs().mean())
     rows = []
     for kind, rec in recs.items():

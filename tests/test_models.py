@@ -243,3 +243,29 @@ def test_model_configs_build():
         name = kw.pop("name")
         sig = inspect.signature(models._REGISTRY[name])
         assert set(kw) <= set(sig.parameters), (f.name, set(kw) - set(sig.parameters))
+
+
+@pytest.mark.parametrize("name, kw", [("resnet20", dict(conv="c2sp", width=0.25)), ("resnet", dict(depth=8)),
+                                      ("oct_resnet20", dict(width=0.25)), ("bottleneck26", dict(width=0.25))])
+def test_models_expose_block_and_stage_outputs(name, kw):
+    """forward_blocks / forward_stages give the outputs that hooks on the blocks see, in order."""
+    torch.manual_seed(0)
+    model = create_model(name, **kw).eval()
+    x = torch.randn(2, 3, 32, 32)
+    seen = []
+    blocks = list(model.layers)
+    hooks = [b.register_forward_hook(lambda m, i, o: seen.append(o[0] if isinstance(o, tuple) else o)) for b in blocks]
+    with torch.no_grad():
+        model(x)
+        for h in hooks:
+            h.remove()
+        outs = model.forward_blocks(x)
+    assert len(outs) == len(blocks) == len(seen)
+    for a, b in zip(outs, seen):
+        torch.testing.assert_close(a, b)
+    if hasattr(model, "forward_stages"):
+        with torch.no_grad():
+            stages = model.forward_stages(x)
+        assert [s.shape[-1] for s in stages] == [32, 16, 8]
+        assert [s.shape[1] for s in stages] == [f["num_chs"] for f in model.feature_info]
+        torch.testing.assert_close(stages[-1], outs[-1])

@@ -6,31 +6,7 @@ Sources: seed document 001 (vanilla, grouped, depthwise-separable, transposed, d
 ``1 - 1.5a + 0.75a^2`` and memory ``1 - 0.75a`` of a vanilla conv) and the even-kernel poster
 (PAPERS.md 1.4: ResNet-20 params, claim E3: symmetric padding adds no params or FLOPs).
 
-Every row puts a *measured* quantity next to an *analytic* one (training-free, exact):
-
-- ``output_size``: torch's real output shapes (``nn.Conv2d``, ``nn.ConvTranspose2d``, ``nn.Conv3d``)
-  vs ``models.arithmetic.conv_output_size`` / ``conv_transpose_output_size`` (the guide's R1-R15,
-  seed 001's examples); ``output_padding_for`` checked by building the transposed conv with it;
-  ``effective_kernel_size`` vs the extent of a dilated kernel's impulse response.
-- ``complexity``: params and MACs from ``models.complexity.profile`` (torch's FlopCounterMode,
-  MACs = FLOPs/2) vs seed 001's formula (``models.arithmetic.conv_macs`` / ``conv_params``; a
-  transposed conv costs what its forward conv costs; 3-D: ``n*oc*od*oh*ow*(ic/g)*kd*kh*kw``), for
-  vanilla, grouped (g = 2, 4), depthwise-separable (and its cost ratio ``1/C_out + 1/k^2``),
-  transposed (with output_padding), dilated and 3-D convs.
-- ``octave``: ``OctaveConv2d`` (C = 64 in and out, alpha_in = alpha_out = a, 3x3, 32x32) profiled
-  against a vanilla 3x3 conv: the MAC ratio vs ``1 - 1.5a + 0.75a^2`` and the output-activation
-  ratio (``profile``'s ``activations``: high + low output elements) vs ``1 - 0.75a``, for
-  a = 0, .125, .25, .5, .75 (a*64 is an integer for all of them, so the ratios are exact).
-- ``receptive_field``: ``models.arithmetic.receptive_field(model, input_size).size`` / ``.jump``
-  vs a gradient measurement: a float64 copy of the model with every activation replaced by
-  identity, max-pools by average pools of the same geometry (max-pool gradients reach one input
-  per window only), all conv weights set to 1/fan_in, BN to identity statistics and biases 0 is
-  fed an all-ones input; the extent of the non-zero gradient of the centre unit of the last
-  feature map (input of the global pool) is the measured RF, the input/output size ratio the jump.
-  The input is large enough that the RF is not clipped by the border (checked). The RF does not
-  depend on channel counts, so models are built with a small width (stated per row) to stay fast.
-- ``models``: ResNet-20 params per kernel vs the poster's values (PAPERS.md 1.4, 0.5 % tolerance:
-  three significant digits), and C2sp == C2, C4sp == C4 in params and MACs (E3).
+Every row puts ... see ``SETUP`` (also the run README's Setup section).
 
 Outputs: ``arithmetic.csv`` (section, name, quantity, measured, analytic, agree, tol,
 analytic_source), ``arithmetic.md`` (markdown table generated from the CSV), ``octave_ratios.png``.
@@ -58,6 +34,35 @@ from models.arithmetic import (
 )
 from models.complexity import profile
 from models.layers import SPATIAL_KINDS, DepthwiseSeparableConv2d, OctaveConv2d
+
+# What the probe does, written into its README ("Setup"); the module docstring points here.
+SETUP = """\
+Every row puts a *measured* quantity next to an *analytic* one (training-free, exact):
+
+- ``output_size``: torch's real output shapes (``nn.Conv2d``, ``nn.ConvTranspose2d``, ``nn.Conv3d``)
+  vs ``models.arithmetic.conv_output_size`` / ``conv_transpose_output_size`` (the guide's R1-R15,
+  seed 001's examples); ``output_padding_for`` checked by building the transposed conv with it;
+  ``effective_kernel_size`` vs the extent of a dilated kernel's impulse response.
+- ``complexity``: params and MACs from ``models.complexity.profile`` (torch's FlopCounterMode,
+  MACs = FLOPs/2) vs seed 001's formula (``models.arithmetic.conv_macs`` / ``conv_params``; a
+  transposed conv costs what its forward conv costs; 3-D: ``n*oc*od*oh*ow*(ic/g)*kd*kh*kw``), for
+  vanilla, grouped (g = 2, 4), depthwise-separable (and its cost ratio ``1/C_out + 1/k^2``),
+  transposed (with output_padding), dilated and 3-D convs.
+- ``octave``: ``OctaveConv2d`` (C = 64 in and out, alpha_in = alpha_out = a, 3x3, 32x32) profiled
+  against a vanilla 3x3 conv: the MAC ratio vs ``1 - 1.5a + 0.75a^2`` and the output-activation
+  ratio (``profile``'s ``activations``: high + low output elements) vs ``1 - 0.75a``, for
+  a = 0, .125, .25, .5, .75 (a*64 is an integer for all of them, so the ratios are exact).
+- ``receptive_field``: ``models.arithmetic.receptive_field(model, input_size).size`` / ``.jump``
+  vs a gradient measurement: a float64 copy of the model with every activation replaced by
+  identity, max-pools by average pools of the same geometry (max-pool gradients reach one input
+  per window only), all conv weights set to 1/fan_in, BN to identity statistics and biases 0 is
+  fed an all-ones input; the extent of the non-zero gradient of the centre unit of the last
+  feature map (input of the global pool) is the measured RF, the input/output size ratio the jump.
+  The input is large enough that the RF is not clipped by the border (checked). The RF does not
+  depend on channel counts, so models are built with a small width (stated per row) to stay fast.
+- ``models``: ResNet-20 params per kernel vs the poster's values (PAPERS.md 1.4, 0.5 % tolerance:
+  three significant digits), and C2sp == C2, C4sp == C4 in params and MACs (E3).
+"""
 
 COLUMNS = ["section", "name", "quantity", "measured", "analytic", "agree", "tol", "analytic_source"]
 # ResNet-20 params (M) read from the poster's x-positions (PAPERS.md 1.4)
@@ -437,7 +442,7 @@ def run(out_dir: str, logger, octave_alphas=(0.0, 0.125, 0.25, 0.5, 0.75), octav
         metrics[f"octave_mac_ratio_a{tag}"] = o["mac_ratio"]
         metrics[f"octave_mem_ratio_a{tag}"] = o["mem_ratio"]
     log_outputs(logger, out_dir, tables={"arithmetic": "arithmetic.csv"}, images={"octave_ratios": "octave_ratios.png"})
-    setup = __doc__.split("Every row puts", 1)[1].split("Outputs:", 1)[0]
+    setup = SETUP
     if missing:
         setup += f"\nSkipped (model not registered): {', '.join(missing)}.\n"
     bad = [f"{r['section']} / {r['name']} / {r['quantity']}: measured {r['measured']} vs analytic {r['analytic']}"
@@ -445,7 +450,7 @@ def run(out_dir: str, logger, octave_alphas=(0.0, 0.125, 0.25, 0.5, 0.75), octav
     if bad:
         setup += "\nRows that DISAGREE:\n\n" + "\n".join(f"- {b}" for b in bad) + "\n"
     write_readme(out_dir, "conv_arithmetic: measured vs analytic convolution arithmetic",
-                 "Every row puts" + setup, metrics,
+                 setup, metrics,
                  ["arithmetic.csv", "arithmetic.md", "octave_ratios.png", "metrics.json"],
                  claim="Output sizes, parameter and MAC counts of seed 001's conv catalogue follow the "
                        "closed-form formulas; OctConv costs 1 - 1.5a + 0.75a^2 of the MACs and 1 - 0.75a "

@@ -3,7 +3,24 @@
 Paper: Chen et al., DeepLabv3, "Rethinking Atrous Convolution for Semantic Image Segmentation"
 (arXiv 1706.05587), Fig. 4; reference code: seed document 004 (quarryman.cn/article/20210723).
 
-Setup (training-free, exact):
+Setup (training-free, exact): see ``SETUP`` (also the run README's Setup section).
+
+Outputs: ``valid_weights.csv`` (rate, frac_1, frac_2, frac_3, frac_4, frac_6, frac_9),
+``valid_weights.png``, ``dilation_mae.csv`` (rate, mae, rel_mae), ``dilation_mae.png``, README.md.
+"""
+from __future__ import annotations
+
+import os
+from collections import Counter
+
+import torch
+import torch.nn.functional as F
+
+from experiments.probe_utils import log_outputs, plt, write_csv, write_readme
+
+# What the probe does, written into its README ("Setup"); the module docstring points here.
+SETUP = """\
+
 
 (a) Valid-weight counts (DeepLabv3 Fig. 4). A 3x3 filter with atrous rate r and padding r
     (output size = input size) on a 65x65 map, rates 1..66. For each output position we count the
@@ -19,19 +36,7 @@ Setup (training-free, exact):
     the 1x1 conv made of its centre tap, on 16x16 maps, rates 1..17, random N(0,1) weights
     [4, 8, 3, 3] and inputs [2, 8, 16, 16] with a fixed seed, float64. For rate >= 16 every off-centre
     tap falls in the padding, so the MAE is exactly 0.
-
-Outputs: ``valid_weights.csv`` (rate, frac_1, frac_2, frac_3, frac_4, frac_6, frac_9),
-``valid_weights.png``, ``dilation_mae.csv`` (rate, mae, rel_mae), ``dilation_mae.png``, README.md.
 """
-from __future__ import annotations
-
-import os
-from collections import Counter
-
-import torch
-import torch.nn.functional as F
-
-from experiments.probe_utils import log_outputs, plt, write_csv, write_readme
 
 COUNTS = (1, 2, 3, 4, 6, 9)  # products of per-axis valid-tap counts in {1, 2, 3}
 
@@ -169,7 +174,7 @@ def run(out_dir: str, logger, size: int = 65, max_rate: int = 66, kernel_size: i
                 images={"valid_weights": "valid_weights.png", "dilation_mae": "dilation_mae.png"})
     write_readme(
         out_dir, "dilation_degeneration: a 3x3 atrous filter degenerates to 1x1 (DeepLabv3 Fig. 4)",
-        __doc__.split("Setup (training-free, exact):", 1)[1].split("Outputs:", 1)[0], metrics,
+        SETUP, metrics,
         ["valid_weights.csv", "valid_weights.png", "dilation_mae.csv", "dilation_mae.png", "metrics.json"],
         claim="As the atrous rate approaches the feature-map size, fewer of the 9 weights of a 3x3 "
               "filter land on the map; at rate >= map size only the centre tap is valid (a 1x1 filter).")

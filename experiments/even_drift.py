@@ -4,7 +4,26 @@ Paper: Wu et al., "Convolution with even-sized kernels and symmetric padding" (N
 arXiv 1903.08385), claim E1 / PAPERS.md 1.5(a); figure in the spirit of seed document 000
 (rows C2 vs C2sp, feature maps after n layers).
 
-Setup (training-free, deterministic, float64, ``torch.no_grad``):
+Setup (training-free, deterministic, float64, ``torch.no_grad``): see ``SETUP`` (also the run README's Setup section).
+
+Outputs: ``drift.csv`` (kernel, depth, dy, dx, drift, mass), ``drift.png`` (signed drift and drift
+magnitude vs depth), ``feature_maps.png`` (C2 vs C2sp after n = 0, 4, 8, 16, 24 layers, crosshair
+at the map centre, dot at the centroid), README.md.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+import torch
+import torch.nn as nn
+
+from experiments.probe_utils import log_outputs, plt, write_csv, write_readme
+from models.layers import SPATIAL_KINDS, create_conv
+
+# What the probe does, written into its README ("Setup"); the module docstring points here.
+SETUP = """\
+
 
 - For each kind in C2, C2sp, C3, C4, C4sp, C5 a stack of ``depth`` (default 24) stride-1 convs
   ``models.layers.create_conv(kind, C, C)`` with C = 4 channels (SymPad needs C % 4 == 0).
@@ -22,21 +41,7 @@ Setup (training-free, deterministic, float64, ``torch.no_grad``):
 
 Expected: C2 and C4 drift by -n/2 px in y and x (towards the top-left: output i of a k=2 'same'
 conv sees inputs i and i+1, so content moves by half a pixel per layer); C2sp, C4sp, C3, C5 stay at 0.
-
-Outputs: ``drift.csv`` (kernel, depth, dy, dx, drift, mass), ``drift.png`` (signed drift and drift
-magnitude vs depth), ``feature_maps.png`` (C2 vs C2sp after n = 0, 4, 8, 16, 24 layers, crosshair
-at the map centre, dot at the centroid), README.md.
 """
-from __future__ import annotations
-
-import math
-import os
-
-import torch
-import torch.nn as nn
-
-from experiments.probe_utils import log_outputs, plt, write_csv, write_readme
-from models.layers import SPATIAL_KINDS, create_conv
 
 COLORS = {"c2": "tab:red", "c2sp": "tab:blue", "c3": "black", "c4": "tab:orange", "c4sp": "tab:cyan",
           "c5": "tab:gray"}
@@ -175,7 +180,7 @@ def run(out_dir: str, logger, depth: int = 24, channels: int = 4, size: int = 80
     log_outputs(logger, out_dir, tables={"drift": "drift.csv"}, images=images)
     write_readme(
         out_dir, "even_drift: feature-centroid drift of even kernels (Wu et al. 2019, E1)",
-        __doc__.split("Setup (training-free, deterministic, float64, ``torch.no_grad``):", 1)[1].split("Outputs:", 1)[0],
+        SETUP,
         metrics, ["drift.csv", *images.values(), "metrics.json"],
         claim="An even kernel with 'same' padding shifts features 0.5 px per layer (n/2 px after n "
               "layers) towards the top-left; symmetric padding (C2sp) keeps them centred.")

@@ -4,6 +4,24 @@ Paper: Wu et al., "Convolution with even-sized kernels and symmetric padding" (N
 arXiv 1903.08385), claim E2 / PAPERS.md 1.2 ("Mean L1-norm value" vs layer 0..54 on a log axis:
 at layer 54 C2sp ~0.08 > C3 ~0.05 > C4sp ~0.03 > C5 ~0.013 > C4 ~1.5e-3, C2 < 1e-3 by ~layer 45).
 
+Q_n = (1/(h*w)) ... see ``SETUP`` (also the run README's Setup section).
+
+Outputs: ``erosion.csv`` (kernel, layer, q, size), ``erosion.png`` (log y axis), README.md.
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import torch
+import torch.nn as nn
+
+from experiments.even_drift import COLORS, set_averaging_weights
+from experiments.probe_utils import log_outputs, plt, write_csv, write_readme
+from models.layers import SPATIAL_KINDS, create_conv
+
+# What the probe does, written into its README ("Setup"); the module docstring points here.
+SETUP = """\
 Q_n = (1/(h*w)) sum_p |F_n(p)|, averaged over channels and images.
 
 Training-free setup (default; deterministic, float64, ``torch.no_grad``):
@@ -31,20 +49,7 @@ model's ``forward_blocks`` gives Q after every residual block -- rows ``kernel =
 (none for models without blocks). Noise rather than the run's data keeps the probe data-free and
 comparable with the training-free curves (Q_0 = 0.5); note that the network was trained on
 normalised images, so this measures how the trained filters propagate a flat-spectrum input.
-
-Outputs: ``erosion.csv`` (kernel, layer, q, size), ``erosion.png`` (log y axis), README.md.
 """
-from __future__ import annotations
-
-import os
-from typing import Optional
-
-import torch
-import torch.nn as nn
-
-from experiments.even_drift import COLORS, set_averaging_weights
-from experiments.probe_utils import log_outputs, plt, write_csv, write_readme
-from models.layers import SPATIAL_KINDS, create_conv
 
 # values read off the poster plot at layer 54 (PAPERS.md 1.2), for the figure only
 POSTER_Q54 = {"c2sp": 0.08, "c3": 0.05, "c4sp": 0.03, "c5": 0.013, "c4": 1.5e-3}
@@ -191,10 +196,9 @@ def run(out_dir: str, logger, kinds: tuple = SPATIAL_KINDS, channels: int = 4, s
         metrics[f"q_last_{kind}"] = rs[-1]["q"]
         metrics[f"n_layers_{kind}"] = rs[-1]["layer"]
     log_outputs(logger, out_dir, tables={"erosion": "erosion.csv"}, images={"erosion": "erosion.png"})
-    doc_setup = __doc__.split("Q_n = (1/(h*w))", 1)[1].split("Outputs:", 1)[0]
     write_readme(
         out_dir, "even_erosion: information erosion Q_n vs depth (Wu et al. 2019, E2)",
-        "Q_n = (1/(h*w))" + doc_setup + f"\nThis run: {setup.replace(chr(10), ' ')}; checkpoint = {checkpoint}.", metrics,
+        SETUP + f"\nThis run: {setup.replace(chr(10), ' ')}; checkpoint = {checkpoint}.", metrics,
         ["erosion.csv", "erosion.png", "metrics.json"],
         claim="Zero padding erodes information (Q_n < Q_{n-1}); asymmetric padding makes the erosion faster, "
               "so C2 and C4 decay much faster with depth than C3, C5, C2sp and C4sp.")

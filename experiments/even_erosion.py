@@ -138,28 +138,24 @@ def trained_q(model: nn.Module, input_shape, seed: int = 0, label: str = "traine
 
 
 @torch.no_grad()
-def run(out_dir: str, logger, kinds: tuple = SPATIAL_KINDS, channels: int = 4, size: int = 32, batch: int = 4,
-        layers_per_stage: int = 18, stages: int = 3, downsample: str = "avgpool", seed: int = 0,
-        checkpoint: Optional[str] = None) -> dict:
-    os.makedirs(out_dir, exist_ok=True)
-    kinds = tuple(kinds)
-    n_layers = layers_per_stage * stages
+def compute(kinds: tuple, channels: int, size: int, batch: int, layers_per_stage: int, stages: int,
+            downsample: str, seed: int, checkpoint: Optional[str]) -> tuple[list[dict], list[dict]]:
+    """Training-free rows per kind, and the rows of the checkpoint's network (empty without one)."""
     rows = []
     for kind in kinds:
         rows += training_free_q(kind, channels, size, batch, layers_per_stage, stages, downsample, seed)
-    trained_rows = []
-    if checkpoint:
-        from engine.checkpoint import load_model
+    if not checkpoint:
+        return rows, []
+    from engine.checkpoint import load_model
 
-        model = load_model(checkpoint)
-        trained_rows = trained_q(model, _input_shape_from_checkpoint(checkpoint, model, batch), seed=seed)
-    write_csv(os.path.join(out_dir, "erosion.csv"), ["kernel", "layer", "q", "size"], rows + trained_rows)
+    model = load_model(checkpoint)
+    return rows, trained_q(model, _input_shape_from_checkpoint(checkpoint, model, batch), seed=seed)
 
-    sizes = [size // 2**s for s in range(stages)]
-    setup = (f"training-free: {n_layers} convs ({stages} x {layers_per_stage} at {'/'.join(map(str, sizes))} px, "
-             f"{'AvgPool 2x2' if downsample == 'avgpool' else 'strided-conv'} downsampling), {channels} ch,\n"
-             f"averaging weights 1/(C*k*k), zero padding, no nonlinearity/BN; U[0,1] input, {batch} images, "
-             f"seed {seed}, float64")
+
+def plot(rows: list[dict], trained_rows: list[dict], kinds: tuple, layers_per_stage: int, stages: int,
+         setup: str, path: str) -> None:
+    """erosion.png: Q_n vs layer (log y), the poster's layer-54 values as crosses."""
+    n_layers = layers_per_stage * stages
     fig, ax = plt.subplots(figsize=(8, 5))
     for kind in kinds:
         rs = [r for r in rows if r["kernel"] == kind]
@@ -181,9 +177,12 @@ def run(out_dir: str, logger, kinds: tuple = SPATIAL_KINDS, channels: int = 4, s
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, "erosion.png"), dpi=120)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
 
+
+def summarise(rows: list[dict], trained_rows: list[dict], kinds: tuple, n_layers: int) -> dict:
+    """Q at the last layer (and at 18) per kind, Q_0, and the last Q and depth of each trained curve."""
     metrics: dict = {}
     for kind in kinds:
         rs = [r for r in rows if r["kernel"] == kind]
@@ -195,6 +194,24 @@ def run(out_dir: str, logger, kinds: tuple = SPATIAL_KINDS, channels: int = 4, s
         rs = [r for r in trained_rows if r["kernel"] == kind]
         metrics[f"q_last_{kind}"] = rs[-1]["q"]
         metrics[f"n_layers_{kind}"] = rs[-1]["layer"]
+    return metrics
+
+
+def run(out_dir: str, logger, kinds: tuple = SPATIAL_KINDS, channels: int = 4, size: int = 32, batch: int = 4,
+        layers_per_stage: int = 18, stages: int = 3, downsample: str = "avgpool", seed: int = 0,
+        checkpoint: Optional[str] = None) -> dict:
+    os.makedirs(out_dir, exist_ok=True)
+    kinds = tuple(kinds)
+    n_layers = layers_per_stage * stages
+    rows, trained_rows = compute(kinds, channels, size, batch, layers_per_stage, stages, downsample, seed, checkpoint)
+    write_csv(os.path.join(out_dir, "erosion.csv"), ["kernel", "layer", "q", "size"], rows + trained_rows)
+    sizes = [size // 2**s for s in range(stages)]
+    setup = (f"training-free: {n_layers} convs ({stages} x {layers_per_stage} at {'/'.join(map(str, sizes))} px, "
+             f"{'AvgPool 2x2' if downsample == 'avgpool' else 'strided-conv'} downsampling), {channels} ch,\n"
+             f"averaging weights 1/(C*k*k), zero padding, no nonlinearity/BN; U[0,1] input, {batch} images, "
+             f"seed {seed}, float64")
+    plot(rows, trained_rows, kinds, layers_per_stage, stages, setup, os.path.join(out_dir, "erosion.png"))
+    metrics = summarise(rows, trained_rows, kinds, n_layers)
     log_outputs(logger, out_dir, tables={"erosion": "erosion.csv"}, images={"erosion": "erosion.png"})
     write_readme(
         out_dir, "even_erosion: information erosion Q_n vs depth (Wu et al. 2019, E2)",

@@ -397,16 +397,16 @@ def _no_grad_sections(R: _Rows, octave_alphas, octave_channels: int, octave_size
     return octs
 
 
-def run(out_dir: str, logger, octave_alphas=(0.0, 0.125, 0.25, 0.5, 0.75), octave_channels: int = 64,
-        octave_size: int = 32, rf_models=DEFAULT_RF_MODELS, rf_width: float = 0.25) -> dict:
-    os.makedirs(out_dir, exist_ok=True)
+def compute(octave_alphas, octave_channels: int, octave_size: int, rf_models, rf_width: float):
+    """Every section's rows, the octave cost ratios, and the RF models that are not registered."""
     R = _Rows()
     octs = _no_grad_sections(R, octave_alphas, octave_channels, octave_size)
     missing = _rf_rows(R, list(rf_models or []), rf_width)  # needs autograd
-    csv_path = write_csv(os.path.join(out_dir, "arithmetic.csv"), COLUMNS, R.rows)
-    _write_markdown(csv_path, os.path.join(out_dir, "arithmetic.md"), "Convolution arithmetic: measured vs analytic")
+    return R.rows, octs, missing
 
-    # octave_ratios.png ------------------------------------------------------------------------------
+
+def plot_octave_ratios(octs: list[dict], octave_channels: int, octave_size: int, path: str) -> None:
+    """octave_ratios.png: measured MAC / memory ratios of OctaveConv2d vs the O3 formulas."""
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     aa = [i / 100 for i in range(0, 101)]
     ax.plot(aa, [1 - 1.5 * a + 0.75 * a**2 for a in aa], "-", color="tab:blue", label="MACs: 1 - 1.5a + 0.75a^2")
@@ -426,31 +426,50 @@ def run(out_dir: str, logger, octave_alphas=(0.0, 0.125, 0.25, 0.5, 0.75), octav
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, "octave_ratios.png"), dpi=120)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
 
+
+def summarise(rows: list[dict], octs: list[dict], missing: list[str]) -> dict:
+    """Agreement counts per section and the measured octave ratios per alpha."""
     metrics: dict = {
-        "all_agree": int(all(r["agree"] for r in R.rows)),
-        "n_rows": len(R.rows),
-        "n_disagree": sum(1 - r["agree"] for r in R.rows),
+        "all_agree": int(all(r["agree"] for r in rows)),
+        "n_rows": len(rows),
+        "n_disagree": sum(1 - r["agree"] for r in rows),
         "rf_models_missing": len(missing),
     }
     for sec in ("output_size", "complexity", "octave", "receptive_field", "models"):
-        metrics[f"n_rows_{sec}"] = sum(r["section"] == sec for r in R.rows)
+        metrics[f"n_rows_{sec}"] = sum(r["section"] == sec for r in rows)
     for o in octs:
         tag = f"{o['alpha']:g}".replace(".", "")
         metrics[f"octave_mac_ratio_a{tag}"] = o["mac_ratio"]
         metrics[f"octave_mem_ratio_a{tag}"] = o["mem_ratio"]
-    log_outputs(logger, out_dir, tables={"arithmetic": "arithmetic.csv"}, images={"octave_ratios": "octave_ratios.png"})
+    return metrics
+
+
+def _readme_setup(rows: list[dict], missing: list[str]) -> str:
+    """SETUP, plus the skipped models and every disagreeing row of this run."""
     setup = SETUP
     if missing:
         setup += f"\nSkipped (model not registered): {', '.join(missing)}.\n"
     bad = [f"{r['section']} / {r['name']} / {r['quantity']}: measured {r['measured']} vs analytic {r['analytic']}"
-           for r in R.rows if not r["agree"]]
+           for r in rows if not r["agree"]]
     if bad:
         setup += "\nRows that DISAGREE:\n\n" + "\n".join(f"- {b}" for b in bad) + "\n"
+    return setup
+
+
+def run(out_dir: str, logger, octave_alphas=(0.0, 0.125, 0.25, 0.5, 0.75), octave_channels: int = 64,
+        octave_size: int = 32, rf_models=DEFAULT_RF_MODELS, rf_width: float = 0.25) -> dict:
+    os.makedirs(out_dir, exist_ok=True)
+    rows, octs, missing = compute(octave_alphas, octave_channels, octave_size, rf_models, rf_width)
+    csv_path = write_csv(os.path.join(out_dir, "arithmetic.csv"), COLUMNS, rows)
+    _write_markdown(csv_path, os.path.join(out_dir, "arithmetic.md"), "Convolution arithmetic: measured vs analytic")
+    plot_octave_ratios(octs, octave_channels, octave_size, os.path.join(out_dir, "octave_ratios.png"))
+    metrics = summarise(rows, octs, missing)
+    log_outputs(logger, out_dir, tables={"arithmetic": "arithmetic.csv"}, images={"octave_ratios": "octave_ratios.png"})
     write_readme(out_dir, "conv_arithmetic: measured vs analytic convolution arithmetic",
-                 setup, metrics,
+                 _readme_setup(rows, missing), metrics,
                  ["arithmetic.csv", "arithmetic.md", "octave_ratios.png", "metrics.json"],
                  claim="Output sizes, parameter and MAC counts of seed 001's conv catalogue follow the "
                        "closed-form formulas; OctConv costs 1 - 1.5a + 0.75a^2 of the MACs and 1 - 0.75a "

@@ -192,7 +192,7 @@ def test_arithmetic_helpers_refuse_what_torch_refuses(fn, args, match):
 
 def _measured_support(model: nn.Module, size: int) -> int:
     """Rows of the input with a nonzero gradient of the centre unit of the last map (all taps > 0)."""
-    from experiments.conv_arithmetic import measured_receptive_field
+    from experiments.measured_rf import measured_receptive_field
 
     ry, rx, _, clipped = measured_receptive_field(model, size)
     assert not clipped and ry == rx

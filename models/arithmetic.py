@@ -189,6 +189,46 @@ def layer_geometry(m: nn.Module) -> Optional[tuple[int, int, int]]:
 _COMPOSITES = ("Involution2d", "OctaveConv2d")
 
 
+def _traced_layers(model: nn.Module, input_size: Optional[Sequence[int]], exclude: Sequence[str]) -> list:
+    """Spatial layers ``(name, k, s, d)`` (octave: ``(name, k, s, in_low, out_low)``) in execution order,
+    from forward hooks during one eval-mode, no-grad pass of a zero input; composites' children dropped."""
+    from .layers.octave import OctaveConv2d
+
+    record: list = []
+    hooks, composites = [], []
+    for name, m in model.named_modules():
+        if any(e in name for e in exclude):
+            continue
+        geo = layer_geometry(m)
+        if geo is None:
+            continue
+        if type(m).__name__ in _COMPOSITES:
+            composites.append(name)
+        if isinstance(m, OctaveConv2d):
+            geo = (m.kernel_size, m.stride, m.in_low > 0, m.out_low > 0)
+
+        def hook(mod, inp, out, name=name, geo=geo):
+            record.append((name, *geo))
+
+        hooks.append(m.register_forward_hook(hook))
+    if input_size is None:
+        first = next((m for m in model.modules() if isinstance(m, (nn.Conv2d,))), None)
+        input_size = (first.in_channels if first is not None else 3, 64, 64)
+    shape = tuple(input_size) if len(input_size) == 4 else (1, *input_size)
+    p = next(model.parameters(), None)
+    x = torch.zeros(shape, device=p.device if p is not None else "cpu")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        model.train(was_training)
+        for h in hooks:
+            h.remove()
+    return [r for r in record if not any(r[0] != c and (c == "" or r[0].startswith(c + ".")) for c in composites)]
+
+
 def receptive_field(
     layers_or_model: Union[nn.Module, Iterable[Sequence[int]]],
     input_size: Optional[Sequence[int]] = None,
@@ -210,45 +250,7 @@ def receptive_field(
             their stride would be counted twice. Identity shortcuts add no layer.
     """
     if isinstance(layers_or_model, nn.Module):
-        from .layers.octave import OctaveConv2d
-
-        model = layers_or_model
-        record: list = []
-        hooks = []
-        composites = []
-        for name, m in model.named_modules():
-            if any(e in name for e in exclude):
-                continue
-            geo = layer_geometry(m)
-            if geo is None:
-                continue
-            if type(m).__name__ in _COMPOSITES:
-                composites.append(name)
-
-            if isinstance(m, OctaveConv2d):
-                geo = (m.kernel_size, m.stride, m.in_low > 0, m.out_low > 0)
-
-            def hook(mod, inp, out, name=name, geo=geo):
-                record.append((name, *geo))
-
-            hooks.append(m.register_forward_hook(hook))
-        if input_size is None:
-            first = next((m for m in model.modules() if isinstance(m, (nn.Conv2d,))), None)
-            input_size = (first.in_channels if first is not None else 3, 64, 64)
-        shape = tuple(input_size) if len(input_size) == 4 else (1, *input_size)
-        p = next(model.parameters(), None)
-        x = torch.zeros(shape, device=p.device if p is not None else "cpu")
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                model(x)
-        finally:
-            model.train(was_training)
-            for h in hooks:
-                h.remove()
-        layers = [r for r in record
-                  if not any(r[0] != c and (c == "" or r[0].startswith(c + ".")) for c in composites)]
+        layers = _traced_layers(layers_or_model, input_size, exclude)
     else:
         layers = []
         for i, t in enumerate(layers_or_model):
@@ -280,8 +282,7 @@ def _octave_step(high: list, low: list, k: int, s: int, in_low: bool, out_low: b
     def pool(paths):
         return [(r if up else r + j, 2 * j, False) for r, j, up in paths]
 
-    if s == 2:
-        high = pool(high)
+    high = pool(high) if s == 2 else high
     new_high = conv(high)
     new_low = conv(pool(high)) if out_low else []
     if in_low:

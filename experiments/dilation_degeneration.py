@@ -3,7 +3,24 @@
 Paper: Chen et al., DeepLabv3, "Rethinking Atrous Convolution for Semantic Image Segmentation"
 (arXiv 1706.05587), Fig. 4; reference code: seed document 004 (quarryman.cn/article/20210723).
 
-Setup (training-free, exact):
+Setup (training-free, exact): see ``SETUP`` (also the run README's Setup section).
+
+Outputs: ``valid_weights.csv`` (rate, frac_1, frac_2, frac_3, frac_4, frac_6, frac_9),
+``valid_weights.png``, ``dilation_mae.csv`` (rate, mae, rel_mae), ``dilation_mae.png``, README.md.
+"""
+from __future__ import annotations
+
+import os
+from collections import Counter
+
+import torch
+import torch.nn.functional as F
+
+from experiments.probe_utils import log_outputs, plt, write_csv, write_readme
+
+# What the probe does, written into its README ("Setup"); the module docstring points here.
+SETUP = """\
+
 
 (a) Valid-weight counts (DeepLabv3 Fig. 4). A 3x3 filter with atrous rate r and padding r
     (output size = input size) on a 65x65 map, rates 1..66. For each output position we count the
@@ -19,19 +36,7 @@ Setup (training-free, exact):
     the 1x1 conv made of its centre tap, on 16x16 maps, rates 1..17, random N(0,1) weights
     [4, 8, 3, 3] and inputs [2, 8, 16, 16] with a fixed seed, float64. For rate >= 16 every off-centre
     tap falls in the padding, so the MAE is exactly 0.
-
-Outputs: ``valid_weights.csv`` (rate, frac_1, frac_2, frac_3, frac_4, frac_6, frac_9),
-``valid_weights.png``, ``dilation_mae.csv`` (rate, mae, rel_mae), ``dilation_mae.png``, README.md.
 """
-from __future__ import annotations
-
-import os
-from collections import Counter
-
-import torch
-import torch.nn.functional as F
-
-from experiments.probe_utils import log_outputs, plt, write_csv, write_readme
 
 COUNTS = (1, 2, 3, 4, 6, 9)  # products of per-axis valid-tap counts in {1, 2, 3}
 
@@ -87,25 +92,21 @@ def _first_from(rows: list[dict], key: str, pred) -> int:
     return out
 
 
-@torch.no_grad()
-def run(out_dir: str, logger, size: int = 65, max_rate: int = 66, kernel_size: int = 3,
-        mae_size: int = 16, mae_max_rate: int = 17, seed: int = 0) -> dict:
-    os.makedirs(out_dir, exist_ok=True)
-
-    # (a) valid-weight fractions vs rate ------------------------------------------------------
+def valid_weight_rows(size: int, max_rate: int, kernel_size: int) -> list[dict]:
+    """Fraction of positions with each count of valid taps, per rate; conv counts cross-checked exactly."""
     rows = []
     n_pos = size * size
     for r in range(1, max_rate + 1):
         h_conv = valid_weight_hist_conv(size, r, kernel_size)
         h_exact = valid_weight_hist_exact(size, r, kernel_size)
-        assert h_conv == h_exact, f"rate {r}: conv counts {dict(h_conv)} != exact counts {dict(h_exact)}"
-        assert sum(h_conv.values()) == n_pos
-        row = {"rate": r}
-        row.update({f"frac_{k}": h_conv.get(k, 0) / n_pos for k in COUNTS})
-        rows.append(row)
-    cols = ["rate"] + [f"frac_{k}" for k in COUNTS]
-    write_csv(os.path.join(out_dir, "valid_weights.csv"), cols, rows)
+        if h_conv != h_exact or sum(h_conv.values()) != n_pos:
+            raise RuntimeError(f"rate {r}: conv counts {dict(h_conv)} != exact counts {dict(h_exact)}")
+        rows.append({"rate": r, **{f"frac_{k}": h_conv.get(k, 0) / n_pos for k in COUNTS}})
+    return rows
 
+
+def plot_valid_weights(rows: list[dict], size: int, max_rate: int, path: str) -> None:
+    """valid_weights.png: DeepLabv3 Fig. 4, with the rates where 9 taps vanish and 1 tap remains."""
     rate9 = _first_from(rows, "frac_9", lambda v: v == 0)
     rate1 = _first_from(rows, "frac_1", lambda v: v == 1)
     rates = [r["rate"] for r in rows]
@@ -129,13 +130,12 @@ def run(out_dir: str, logger, size: int = 65, max_rate: int = 66, kernel_size: i
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, "valid_weights.png"), dpi=120)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
 
-    # (b) MAE between the dilated 3x3 conv and its centre-tap 1x1 conv ---------------------------
-    mrows = dilation_mae(size=mae_size, rates=range(1, mae_max_rate + 1), seed=seed)
-    write_csv(os.path.join(out_dir, "dilation_mae.csv"), ["rate", "mae", "rel_mae"], mrows)
-    rate_mae0 = _first_from(mrows, "mae", lambda v: v == 0.0)
+
+def plot_mae(mrows: list[dict], mae_size: int, seed: int, path: str) -> None:
+    """dilation_mae.png: MAE between the dilated 3x3 conv and its centre tap vs rate."""
     fig, ax = plt.subplots(figsize=(6.5, 4))
     ax.plot([r["rate"] for r in mrows], [r["mae"] for r in mrows], "o-", color="tab:blue")
     ax.axvline(mae_size, color="gray", ls="--", lw=0.8)
@@ -146,15 +146,18 @@ def run(out_dir: str, logger, size: int = 65, max_rate: int = 66, kernel_size: i
                  f"seed {seed}, float64", fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, "dilation_mae.png"), dpi=120)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
 
+
+def summarise(rows: list[dict], mrows: list[dict]) -> dict:
+    """The rates where the filter degenerates, and the fractions / MAEs at the figure's rates."""
     by_rate = {r["rate"]: r for r in rows}
     mae_by_rate = {r["rate"]: r["mae"] for r in mrows}
-    metrics = {
-        "rate_frac9_zero": rate9,
-        "rate_frac1_one": rate1,
-        "rate_mae_zero": rate_mae0,
+    return {
+        "rate_frac9_zero": _first_from(rows, "frac_9", lambda v: v == 0),
+        "rate_frac1_one": _first_from(rows, "frac_1", lambda v: v == 1),
+        "rate_mae_zero": _first_from(mrows, "mae", lambda v: v == 0.0),
         "frac_9_rate_1": by_rate[1]["frac_9"],
         "frac_9_rate_12": by_rate.get(12, {}).get("frac_9", float("nan")),
         "frac_9_rate_24": by_rate.get(24, {}).get("frac_9", float("nan")),
@@ -165,11 +168,24 @@ def run(out_dir: str, logger, size: int = 65, max_rate: int = 66, kernel_size: i
         "mae_rate_16": mae_by_rate.get(16, float("nan")),
         "counts_cross_checked": 1,
     }
+
+
+@torch.no_grad()
+def run(out_dir: str, logger, size: int = 65, max_rate: int = 66, kernel_size: int = 3,
+        mae_size: int = 16, mae_max_rate: int = 17, seed: int = 0) -> dict:
+    os.makedirs(out_dir, exist_ok=True)
+    rows = valid_weight_rows(size, max_rate, kernel_size)
+    write_csv(os.path.join(out_dir, "valid_weights.csv"), ["rate"] + [f"frac_{k}" for k in COUNTS], rows)
+    plot_valid_weights(rows, size, max_rate, os.path.join(out_dir, "valid_weights.png"))
+    mrows = dilation_mae(size=mae_size, rates=range(1, mae_max_rate + 1), seed=seed)
+    write_csv(os.path.join(out_dir, "dilation_mae.csv"), ["rate", "mae", "rel_mae"], mrows)
+    plot_mae(mrows, mae_size, seed, os.path.join(out_dir, "dilation_mae.png"))
+    metrics = summarise(rows, mrows)
     log_outputs(logger, out_dir, tables={"valid_weights": "valid_weights.csv", "dilation_mae": "dilation_mae.csv"},
                 images={"valid_weights": "valid_weights.png", "dilation_mae": "dilation_mae.png"})
     write_readme(
         out_dir, "dilation_degeneration: a 3x3 atrous filter degenerates to 1x1 (DeepLabv3 Fig. 4)",
-        __doc__.split("Setup (training-free, exact):", 1)[1].split("Outputs:", 1)[0], metrics,
+        SETUP, metrics,
         ["valid_weights.csv", "valid_weights.png", "dilation_mae.csv", "dilation_mae.png", "metrics.json"],
         claim="As the atrous rate approaches the feature-map size, fewer of the 9 weights of a 3x3 "
               "filter land on the map; at rate >= map size only the centre tap is valid (a 1x1 filter).")

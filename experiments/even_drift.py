@@ -4,7 +4,26 @@ Paper: Wu et al., "Convolution with even-sized kernels and symmetric padding" (N
 arXiv 1903.08385), claim E1 / PAPERS.md 1.5(a); figure in the spirit of seed document 000
 (rows C2 vs C2sp, feature maps after n layers).
 
-Setup (training-free, deterministic, float64, ``torch.no_grad``):
+Setup (training-free, deterministic, float64, ``torch.no_grad``): see ``SETUP`` (also the run README's Setup section).
+
+Outputs: ``drift.csv`` (kernel, depth, dy, dx, drift, mass), ``drift.png`` (signed drift and drift
+magnitude vs depth), ``feature_maps.png`` (C2 vs C2sp after n = 0, 4, 8, 16, 24 layers, crosshair
+at the map centre, dot at the centroid), README.md.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+import torch
+import torch.nn as nn
+
+from experiments.probe_utils import log_outputs, plt, write_csv, write_readme
+from models.layers import SPATIAL_KINDS, create_conv
+
+# What the probe does, written into its README ("Setup"); the module docstring points here.
+SETUP = """\
+
 
 - For each kind in C2, C2sp, C3, C4, C4sp, C5 a stack of ``depth`` (default 24) stride-1 convs
   ``models.layers.create_conv(kind, C, C)`` with C = 4 channels (SymPad needs C % 4 == 0).
@@ -22,23 +41,8 @@ Setup (training-free, deterministic, float64, ``torch.no_grad``):
 
 Expected: C2 and C4 drift by -n/2 px in y and x (towards the top-left: output i of a k=2 'same'
 conv sees inputs i and i+1, so content moves by half a pixel per layer); C2sp, C4sp, C3, C5 stay at 0.
-
-Outputs: ``drift.csv`` (kernel, depth, dy, dx, drift, mass), ``drift.png`` (signed drift and drift
-magnitude vs depth), ``feature_maps.png`` (C2 vs C2sp after n = 0, 4, 8, 16, 24 layers, crosshair
-at the map centre, dot at the centroid), README.md.
 """
-from __future__ import annotations
 
-import math
-import os
-
-import torch
-import torch.nn as nn
-
-from experiments.probe_utils import log_outputs, plt, write_csv, write_readme
-from models.layers import create_conv
-
-KINDS = ("c2", "c2sp", "c3", "c4", "c4sp", "c5")
 COLORS = {"c2": "tab:red", "c2sp": "tab:blue", "c3": "black", "c4": "tab:orange", "c4sp": "tab:cyan",
           "c5": "tab:gray"}
 
@@ -80,16 +84,11 @@ def centroid(x: torch.Tensor) -> tuple[float, float, float]:
 
 
 @torch.no_grad()
-def run(out_dir: str, logger, depth: int = 24, channels: int = 4, size: int = 80, sigma: float = 3.0,
-        kinds: tuple = KINDS, snapshot_depths: tuple = (0, 4, 8, 16, 24)) -> dict:
-    os.makedirs(out_dir, exist_ok=True)
-    kinds = tuple(kinds)
-    snapshot_depths = tuple(int(n) for n in snapshot_depths if n <= depth)
-    setup = (f"{channels} channels, averaging weights 1/(C*k*k), bias 0, no nonlinearity; "
-             f"Gaussian blob sigma={sigma:g} px centred on a {size}x{size} map; float64")
+def compute(kinds: tuple, depth: int, channels: int, size: int, sigma: float,
+            snapshot_depths: tuple) -> tuple[list[dict], dict]:
+    """Rows (kernel, depth, dy, dx, drift, mass) and the channel-mean maps at ``snapshot_depths``."""
     x0 = gaussian_blob(size, sigma, channels)
     cy0, cx0, m0 = centroid(x0)
-
     rows, snaps = [], {}
     for kind in kinds:
         stack = averaging_stack(kind, depth, channels)
@@ -103,9 +102,11 @@ def run(out_dir: str, logger, depth: int = 24, channels: int = 4, size: int = 80
                          "mass": m / m0})
             if n in snapshot_depths:
                 snaps[(kind, n)] = x[0].mean(0).clone()
-    write_csv(os.path.join(out_dir, "drift.csv"), ["kernel", "depth", "dy", "dx", "drift", "mass"], rows)
+    return rows, snaps
 
-    # drift.png: signed per-axis drift and magnitude vs depth --------------------------------------
+
+def plot_drift(rows: list[dict], kinds: tuple, depth: int, setup: str, path: str) -> None:
+    """drift.png: signed per-axis drift and magnitude vs depth."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.3))
     ns = list(range(depth + 1))
     for kind in kinds:
@@ -129,54 +130,70 @@ def run(out_dir: str, logger, depth: int = 24, channels: int = 4, size: int = 80
         ax.grid(alpha=0.3)
     fig.suptitle("Feature-centroid drift vs depth (Wu et al. 2019, E1)\n" + setup, fontsize=9)
     fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, "drift.png"), dpi=120)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
 
-    # feature_maps.png: C2 vs C2sp after n layers (seed 000 style) -----------------------------------
-    fig_kinds = [k for k in ("c2", "c2sp") if k in kinds]
-    if fig_kinds and snapshot_depths:
-        fig, axes = plt.subplots(len(fig_kinds), len(snapshot_depths),
-                                 figsize=(2.3 * len(snapshot_depths), 2.5 * len(fig_kinds) + 0.6), squeeze=False)
-        c = (size - 1) / 2
-        for i, kind in enumerate(fig_kinds):
-            for j, n in enumerate(snapshot_depths):
-                ax = axes[i][j]
-                m = snaps[(kind, n)]
-                ax.imshow(m.numpy(), cmap="viridis", interpolation="nearest")
-                ax.axhline(c, color="white", lw=0.7)
-                ax.axvline(c, color="white", lw=0.7)
-                r = next(r for r in rows if r["kernel"] == kind and r["depth"] == n)
-                ax.plot([c + r["dx"]], [c + r["dy"]], "r.", ms=6)
-                ax.set_xticks([])
-                ax.set_yticks([])
-                ax.set_title(f"n={n}: dy={r['dy']:+.2f}, dx={r['dx']:+.2f}", fontsize=7)
-                if j == 0:
-                    ax.set_ylabel(kind.upper(), fontsize=11)
-        fig.suptitle("Channel-mean feature map after n layers; crosshair = map centre, red dot = centroid\n"
-                     + setup, fontsize=8)
-        fig.tight_layout()
-        fig.savefig(os.path.join(out_dir, "feature_maps.png"), dpi=120)
-        plt.close(fig)
 
+def plot_feature_maps(rows: list[dict], snaps: dict, kinds: tuple, size: int, setup: str, path: str) -> None:
+    """feature_maps.png: each kind's map after n layers (seed 000 style: C2 vs C2sp)."""
+    depths = sorted({n for _, n in snaps})
+    fig, axes = plt.subplots(len(kinds), len(depths), figsize=(2.3 * len(depths), 2.5 * len(kinds) + 0.6), squeeze=False)
+    c = (size - 1) / 2
+    for i, kind in enumerate(kinds):
+        for j, n in enumerate(depths):
+            ax = axes[i][j]
+            ax.imshow(snaps[(kind, n)].numpy(), cmap="viridis", interpolation="nearest")
+            ax.axhline(c, color="white", lw=0.7)
+            ax.axvline(c, color="white", lw=0.7)
+            r = next(r for r in rows if r["kernel"] == kind and r["depth"] == n)
+            ax.plot([c + r["dx"]], [c + r["dy"]], "r.", ms=6)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"n={n}: dy={r['dy']:+.2f}, dx={r['dx']:+.2f}", fontsize=7)
+            if j == 0:
+                ax.set_ylabel(kind.upper(), fontsize=11)
+    fig.suptitle("Channel-mean feature map after n layers; crosshair = map centre, red dot = centroid\n"
+                 + setup, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def summarise(rows: list[dict], kinds: tuple, depth: int) -> dict:
+    """Drift at n = 8, 16 and ``depth`` per kind (dy/dx at 16), and the mass kept at ``depth``."""
+    at = {(r["kernel"], r["depth"]): r for r in rows}
     metrics: dict = {}
     for kind in kinds:
         for n in sorted({8, 16, depth}):
             if n > depth:
                 continue
-            r = next(r for r in rows if r["kernel"] == kind and r["depth"] == n)
-            metrics[f"drift_{kind}_at_{n}"] = r["drift"]
+            metrics[f"drift_{kind}_at_{n}"] = at[(kind, n)]["drift"]
             if n == 16:
-                metrics[f"dy_{kind}_at_{n}"] = r["dy"]
-                metrics[f"dx_{kind}_at_{n}"] = r["dx"]
-        metrics[f"mass_{kind}_at_{depth}"] = next(
-            r["mass"] for r in rows if r["kernel"] == kind and r["depth"] == depth)
+                metrics[f"dy_{kind}_at_{n}"] = at[(kind, n)]["dy"]
+                metrics[f"dx_{kind}_at_{n}"] = at[(kind, n)]["dx"]
+        metrics[f"mass_{kind}_at_{depth}"] = at[(kind, depth)]["mass"]
+    return metrics
+
+
+def run(out_dir: str, logger, depth: int = 24, channels: int = 4, size: int = 80, sigma: float = 3.0,
+        kinds: tuple = SPATIAL_KINDS, snapshot_depths: tuple = (0, 4, 8, 16, 24)) -> dict:
+    os.makedirs(out_dir, exist_ok=True)
+    kinds = tuple(kinds)
+    snapshot_depths = tuple(int(n) for n in snapshot_depths if n <= depth)
+    setup = (f"{channels} channels, averaging weights 1/(C*k*k), bias 0, no nonlinearity; "
+             f"Gaussian blob sigma={sigma:g} px centred on a {size}x{size} map; float64")
+    rows, snaps = compute(kinds, depth, channels, size, sigma, snapshot_depths)
+    write_csv(os.path.join(out_dir, "drift.csv"), ["kernel", "depth", "dy", "dx", "drift", "mass"], rows)
+    plot_drift(rows, kinds, depth, setup, os.path.join(out_dir, "drift.png"))
     images = {"drift": "drift.png"}
+    fig_kinds = tuple(k for k in ("c2", "c2sp") if k in kinds)
     if fig_kinds and snapshot_depths:
+        plot_feature_maps(rows, snaps, fig_kinds, size, setup, os.path.join(out_dir, "feature_maps.png"))
         images["feature_maps"] = "feature_maps.png"
+    metrics = summarise(rows, kinds, depth)
     log_outputs(logger, out_dir, tables={"drift": "drift.csv"}, images=images)
     write_readme(
-        out_dir, "even_drift: feature-centroid drift of even kernels (Wu et al. 2019, E1)",
-        __doc__.split("Setup (training-free, deterministic, float64, ``torch.no_grad``):", 1)[1].split("Outputs:", 1)[0],
+        out_dir, "even_drift: feature-centroid drift of even kernels (Wu et al. 2019, E1)", SETUP,
         metrics, ["drift.csv", *images.values(), "metrics.json"],
         claim="An even kernel with 'same' padding shifts features 0.5 px per layer (n/2 px after n "
               "layers) towards the top-left; symmetric padding (C2sp) keeps them centred.")

@@ -4,6 +4,24 @@ Paper: Wu et al., "Convolution with even-sized kernels and symmetric padding" (N
 arXiv 1903.08385), claim E2 / PAPERS.md 1.2 ("Mean L1-norm value" vs layer 0..54 on a log axis:
 at layer 54 C2sp ~0.08 > C3 ~0.05 > C4sp ~0.03 > C5 ~0.013 > C4 ~1.5e-3, C2 < 1e-3 by ~layer 45).
 
+Q_n = (1/(h*w)) ... see ``SETUP`` (also the run README's Setup section).
+
+Outputs: ``erosion.csv`` (kernel, layer, q, size), ``erosion.png`` (log y axis), README.md.
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import torch
+import torch.nn as nn
+
+from experiments.even_drift import COLORS, set_averaging_weights
+from experiments.probe_utils import log_outputs, plt, write_csv, write_readme
+from models.layers import SPATIAL_KINDS, create_conv
+
+# What the probe does, written into its README ("Setup"); the module docstring points here.
+SETUP = """\
 Q_n = (1/(h*w)) sum_p |F_n(p)|, averaged over channels and images.
 
 Training-free setup (default; deterministic, float64, ``torch.no_grad``):
@@ -26,27 +44,13 @@ the network is rebuilt with ``engine.checkpoint.load_model`` (eval mode, so BN u
 statistics) and fed a fixed U[0, 1] noise batch (``batch`` images, seed 0) of the shape the run
 trained on (channels / image size from the checkpoint's data config, else the first conv and 32 px).
 Forward hooks record Q after every spatial conv (every ``nn.Conv2d`` with a kernel > 1x1, in
-execution order: 1x1 projection shortcuts are skipped) -- rows ``kernel = trained_conv`` -- and
-after every residual block (modules named ``layers.<i>`` / classes ending in ``Block``) -- rows
-``kernel = trained_block``. Noise rather than the run's data keeps the probe data-free and
+execution order: 1x1 projection shortcuts are skipped) -- rows ``kernel = trained_conv`` -- and the
+model's ``forward_blocks`` gives Q after every residual block -- rows ``kernel = trained_block``
+(none for models without blocks). Noise rather than the run's data keeps the probe data-free and
 comparable with the training-free curves (Q_0 = 0.5); note that the network was trained on
 normalised images, so this measures how the trained filters propagate a flat-spectrum input.
-
-Outputs: ``erosion.csv`` (kernel, layer, q, size), ``erosion.png`` (log y axis), README.md.
 """
-from __future__ import annotations
 
-import os
-from typing import Optional
-
-import torch
-import torch.nn as nn
-
-from experiments.even_drift import COLORS, set_averaging_weights
-from experiments.probe_utils import log_outputs, plt, write_csv, write_readme
-from models.layers import create_conv
-
-KINDS = ("c2", "c2sp", "c3", "c4", "c4sp", "c5")
 # values read off the poster plot at layer 54 (PAPERS.md 1.2), for the figure only
 POSTER_Q54 = {"c2sp": 0.08, "c3": 0.05, "c4sp": 0.03, "c5": 0.013, "c4": 1.5e-3}
 
@@ -99,11 +103,6 @@ def _input_shape_from_checkpoint(path: str, model: nn.Module, batch: int) -> tup
     return batch, ch, size, size
 
 
-def _is_block(name: str, m: nn.Module) -> bool:
-    parts = name.split(".")
-    return type(m).__name__.endswith("Block") or (len(parts) == 2 and parts[0] == "layers" and parts[1].isdigit())
-
-
 @torch.no_grad()
 def trained_q(model: nn.Module, input_shape, seed: int = 0, label: str = "trained") -> list[dict]:
     """Q after every spatial conv and every residual block of ``model`` on U[0,1] noise (eval mode)."""
@@ -120,16 +119,16 @@ def trained_q(model: nn.Module, input_shape, seed: int = 0, label: str = "traine
             recs[kind].append((float(out.abs().mean()), int(out.shape[-1])))
         return hook
 
-    for name, m in model.named_modules():
+    for m in model.modules():
         if isinstance(m, nn.Conv2d) and max(m.kernel_size) > 1:
             hooks.append(m.register_forward_hook(record("conv")))
-        elif _is_block(name, m):
-            hooks.append(m.register_forward_hook(record("block")))
     try:
         model(x)
     finally:
         for h in hooks:
             h.remove()
+    if hasattr(model, "forward_blocks"):
+        recs["block"] = [(float(out.abs().mean()), int(out.shape[-1])) for out in model.forward_blocks(x)]
     q0 = float(x.abs().mean())
     rows = []
     for kind, rec in recs.items():
@@ -139,28 +138,24 @@ def trained_q(model: nn.Module, input_shape, seed: int = 0, label: str = "traine
 
 
 @torch.no_grad()
-def run(out_dir: str, logger, kinds: tuple = KINDS, channels: int = 4, size: int = 32, batch: int = 4,
-        layers_per_stage: int = 18, stages: int = 3, downsample: str = "avgpool", seed: int = 0,
-        checkpoint: Optional[str] = None) -> dict:
-    os.makedirs(out_dir, exist_ok=True)
-    kinds = tuple(kinds)
-    n_layers = layers_per_stage * stages
+def compute(kinds: tuple, channels: int, size: int, batch: int, layers_per_stage: int, stages: int,
+            downsample: str, seed: int, checkpoint: Optional[str]) -> tuple[list[dict], list[dict]]:
+    """Training-free rows per kind, and the rows of the checkpoint's network (empty without one)."""
     rows = []
     for kind in kinds:
         rows += training_free_q(kind, channels, size, batch, layers_per_stage, stages, downsample, seed)
-    trained_rows = []
-    if checkpoint:
-        from engine.checkpoint import load_model
+    if not checkpoint:
+        return rows, []
+    from engine.checkpoint import load_model
 
-        model = load_model(checkpoint)
-        trained_rows = trained_q(model, _input_shape_from_checkpoint(checkpoint, model, batch), seed=seed)
-    write_csv(os.path.join(out_dir, "erosion.csv"), ["kernel", "layer", "q", "size"], rows + trained_rows)
+    model = load_model(checkpoint)
+    return rows, trained_q(model, _input_shape_from_checkpoint(checkpoint, model, batch), seed=seed)
 
-    sizes = [size // 2**s for s in range(stages)]
-    setup = (f"training-free: {n_layers} convs ({stages} x {layers_per_stage} at {'/'.join(map(str, sizes))} px, "
-             f"{'AvgPool 2x2' if downsample == 'avgpool' else 'strided-conv'} downsampling), {channels} ch,\n"
-             f"averaging weights 1/(C*k*k), zero padding, no nonlinearity/BN; U[0,1] input, {batch} images, "
-             f"seed {seed}, float64")
+
+def plot(rows: list[dict], trained_rows: list[dict], kinds: tuple, layers_per_stage: int, stages: int,
+         setup: str, path: str) -> None:
+    """erosion.png: Q_n vs layer (log y), the poster's layer-54 values as crosses."""
+    n_layers = layers_per_stage * stages
     fig, ax = plt.subplots(figsize=(8, 5))
     for kind in kinds:
         rs = [r for r in rows if r["kernel"] == kind]
@@ -182,9 +177,12 @@ def run(out_dir: str, logger, kinds: tuple = KINDS, channels: int = 4, size: int
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, "erosion.png"), dpi=120)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
 
+
+def summarise(rows: list[dict], trained_rows: list[dict], kinds: tuple, n_layers: int) -> dict:
+    """Q at the last layer (and at 18) per kind, Q_0, and the last Q and depth of each trained curve."""
     metrics: dict = {}
     for kind in kinds:
         rs = [r for r in rows if r["kernel"] == kind]
@@ -196,11 +194,28 @@ def run(out_dir: str, logger, kinds: tuple = KINDS, channels: int = 4, size: int
         rs = [r for r in trained_rows if r["kernel"] == kind]
         metrics[f"q_last_{kind}"] = rs[-1]["q"]
         metrics[f"n_layers_{kind}"] = rs[-1]["layer"]
+    return metrics
+
+
+def run(out_dir: str, logger, kinds: tuple = SPATIAL_KINDS, channels: int = 4, size: int = 32, batch: int = 4,
+        layers_per_stage: int = 18, stages: int = 3, downsample: str = "avgpool", seed: int = 0,
+        checkpoint: Optional[str] = None) -> dict:
+    os.makedirs(out_dir, exist_ok=True)
+    kinds = tuple(kinds)
+    n_layers = layers_per_stage * stages
+    rows, trained_rows = compute(kinds, channels, size, batch, layers_per_stage, stages, downsample, seed, checkpoint)
+    write_csv(os.path.join(out_dir, "erosion.csv"), ["kernel", "layer", "q", "size"], rows + trained_rows)
+    sizes = [size // 2**s for s in range(stages)]
+    setup = (f"training-free: {n_layers} convs ({stages} x {layers_per_stage} at {'/'.join(map(str, sizes))} px, "
+             f"{'AvgPool 2x2' if downsample == 'avgpool' else 'strided-conv'} downsampling), {channels} ch,\n"
+             f"averaging weights 1/(C*k*k), zero padding, no nonlinearity/BN; U[0,1] input, {batch} images, "
+             f"seed {seed}, float64")
+    plot(rows, trained_rows, kinds, layers_per_stage, stages, setup, os.path.join(out_dir, "erosion.png"))
+    metrics = summarise(rows, trained_rows, kinds, n_layers)
     log_outputs(logger, out_dir, tables={"erosion": "erosion.csv"}, images={"erosion": "erosion.png"})
-    doc_setup = __doc__.split("Q_n = (1/(h*w))", 1)[1].split("Outputs:", 1)[0]
     write_readme(
         out_dir, "even_erosion: information erosion Q_n vs depth (Wu et al. 2019, E2)",
-        "Q_n = (1/(h*w))" + doc_setup + f"\nThis run: {setup.replace(chr(10), ' ')}; checkpoint = {checkpoint}.", metrics,
+        SETUP + f"\nThis run: {setup.replace(chr(10), ' ')}; checkpoint = {checkpoint}.", metrics,
         ["erosion.csv", "erosion.png", "metrics.json"],
         claim="Zero padding erodes information (Q_n < Q_{n-1}); asymmetric padding makes the erosion faster, "
               "so C2 and C4 decay much faster with depth than C3, C5, C2sp and C4sp.")

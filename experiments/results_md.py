@@ -13,9 +13,9 @@ from typing import Callable
 import yaml
 
 from experiments.report import tally
+from models.layers import SPATIAL_KINDS
 
 CLAIMS_FILE = Path(__file__).with_name("claims.yaml")
-KINDS = ("c2", "c2sp", "c3", "c4", "c4sp", "c5")
 
 
 def _verdict(ok: bool) -> str:
@@ -33,7 +33,7 @@ def drift_verdict(m: dict) -> tuple[str, str]:
 
 
 def erosion_verdict(m: dict) -> tuple[str, str]:
-    q = {k: m[f"q_last_{k}"] for k in KINDS}
+    q = {k: m[f"q_last_{k}"] for k in SPATIAL_KINDS}
     ok = max(q["c2"], q["c4"]) < min(q["c3"], q["c5"], q["c2sp"], q["c4sp"])
     ours = ", ".join(f"{k.upper()} {v:.2g}" for k, v in sorted(q.items(), key=lambda kv: -kv[1]))
     return f"Q at layer 54: {ours}", _verdict(ok) + " (rule: C2 and C4 below every symmetric kernel at layer 54)"

@@ -15,12 +15,13 @@ from typing import Any
 
 from experiments.stats import (summarize, verdict, verdict_gap_grows, verdict_not_worse,
                                verdict_not_worse_than_curve)
+from models.layers import SPATIAL_KINDS
 
 NOT_WORSE_MARGIN = 1.0       # pp of test accuracy: "C2sp reaches C3" = at most 1 pp worse (95% interval)
 FEWER_PARAMS = (0.5, 0.7)    # "30-50% fewer params": the params ratio of the C2sp and C3 nets compared
 CHANCE_MARGIN = 5.0          # pp above chance (100 / classes) below which a net gets no verdict
 BASELINES = {"rednet26": "bottleneck26", "rednet38": "bottleneck38"}  # RedNet -> its ResNet (same layout)
-EVEN_KINDS = ("c2", "c2sp", "c3", "c4", "c4sp", "c5")
+EVEN_KINDS = SPATIAL_KINDS  # the layer factory owns the conv kinds
 
 
 def group(rows, keys: tuple[str, ...]) -> dict[tuple, list[dict]]:

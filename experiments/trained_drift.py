@@ -1,52 +1,60 @@
 """Probe: where do a *trained* network's features sit? (Wu et al., NeurIPS 2019, E1 / PAPERS.md 1.5c)
 
-For each checkpoint (a ``checkpoints/last.pt`` of a CIFAR ResNet run), the mean |activation| map
-of the last block of every stage (32x32, 16x16, 8x8) is averaged over the first ``images`` test
-images of the run's own dataset (normalised as in training, eval mode). Its intensity-weighted
-centroid minus the map centre is the drift, in pixels of that stage (negative = up / left). The
-claim: a trained C2 net's maps drift towards a corner (top-left with TF-style 'same' padding);
-C2sp and C3 maps stay centred.
-
-Outputs: ``trained_drift.csv`` (run, conv, seed, stage, size, dy, dx), ``trained_drift.png``.
+Outputs: ``trained_drift.csv`` (run, conv, seed, size, dy, dx), ``trained_drift.png``.
 """
 from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from glob import glob
+from glob import glob, has_magic
 
 import torch
 from hydra.utils import instantiate
 
 from engine.checkpoint import load_checkpoint, model_from_state
 from engine.inference import Batches
+from engine.validate import ConfigError
 from experiments.even_drift import centroid
 from experiments.probe_utils import log_outputs, plt, write_csv, write_readme
+
+SETUP = """\
+For each checkpoint (a ``checkpoints/last.pt`` of a CIFAR ResNet run), the mean |activation| map
+of the last block of every stage (32x32, 16x16, 8x8; the model's ``forward_stages``) is averaged
+over the first ``images`` test images of the run's own dataset (normalised as in training, eval
+mode). Its intensity-weighted centroid minus the map centre is the drift, in pixels of that stage
+(negative = up / left). The claim: a trained C2 net's maps drift towards a corner (top-left with
+TF-style 'same' padding); C2sp and C3 maps stay centred."""
+CLAIM = "A trained C2 net's feature maps drift towards a corner; C2sp and C3 maps stay centred."
+COLUMNS = ["run", "conv", "seed", "size", "dy", "dx"]
+
+
+def find_checkpoints(checkpoints: str) -> list[str]:
+    """``last.pt`` paths from a glob, or every ``**/checkpoints/last.pt`` under a directory (a sweep dir,
+    ``multirun/``, ``outputs/``: wherever Hydra put the runs)."""
+    if has_magic(checkpoints):
+        return sorted(glob(checkpoints, recursive=True))
+    if os.path.isdir(checkpoints):
+        return sorted(glob(os.path.join(checkpoints, "**", "checkpoints", "last.pt"), recursive=True))
+    return [checkpoints] if os.path.isfile(checkpoints) else []
 
 
 @torch.no_grad()
 def stage_maps(model: torch.nn.Module, x: torch.Tensor) -> "OrderedDict[int, torch.Tensor]":
-    """Mean |activation| map (H, W) of the last residual block at each spatial size."""
-    maps: "OrderedDict[int, torch.Tensor]" = OrderedDict()
-    hooks = [m.register_forward_hook(lambda mod, inp, out: maps.__setitem__(out.shape[-1], out.abs().mean((0, 1))))
-             for name, m in model.named_modules() if name.startswith("layers.") and name.count(".") == 1]
-    model(x)
-    for h in hooks:
-        h.remove()
-    return maps
+    """Mean |activation| map (H, W) of each stage's output, keyed by its size (``model.forward_stages``)."""
+    if not hasattr(model, "forward_stages"):
+        raise ConfigError(f"trained_drift needs a model with stage outputs (forward_stages), got {type(model).__name__}")
+    return OrderedDict((out.shape[-1], out.abs().mean((0, 1))) for out in model.forward_stages(x))
 
 
-def run(out_dir: str, logger, checkpoints: str = "multirun/even_kernels-quick/*/checkpoints/last.pt",
-        images: int = 1000, model: str | None = None) -> dict:
-    """``model``: keep only the checkpoints of this ``model.name`` (a sweep over depths mixes them)."""
-    paths = sorted(glob(checkpoints))
-    if not paths:
-        raise FileNotFoundError(f"probe.checkpoints={checkpoints!r} matches no checkpoint; train first, e.g. "
-                                "python train.py -m experiment=even_kernels profile=quick")
+def compute(checkpoints: str, images: int, model: str | None, experiment: str | None) -> tuple[list[dict], dict, list]:
+    """Rows (one per run and stage), one map per (conv, size) of the first run (for the figure), model names."""
+    paths = find_checkpoints(checkpoints)
     rows, panels, found, test_x = [], {}, set(), {}
     for path in paths:
         state = load_checkpoint(path)
         cfg = state["config"]
+        if experiment is not None and cfg.get("experiment_name") != experiment:
+            continue
         found.add(cfg["model"]["name"])
         if model is not None and cfg["model"]["name"] != model:
             continue
@@ -55,19 +63,24 @@ def run(out_dir: str, logger, checkpoints: str = "multirun/even_kernels-quick/*/
         if source not in test_x:
             test_x[source] = instantiate(cfg["data"]["source"]).test_x[:images]
         prep = Batches(state["mean"], state["std"], torch.device("cpu"), False)
-        maps = stage_maps(net, prep(test_x[source]))
         conv = cfg["model"].get("conv", "?")
-        for size, m in maps.items():
+        for size, m in stage_maps(net, prep(test_x[source])).items():
             cy, cx, _ = centroid(m[None, None].double())
             rows.append({"run": os.path.dirname(os.path.dirname(path)), "conv": conv, "seed": cfg["seed"],
                          "size": size, "dy": cy - (size - 1) / 2, "dx": cx - (size - 1) / 2})
             panels.setdefault(conv, {}).setdefault(size, m)
+    if not found:
+        of = f" of an {experiment!r} run" if experiment else ""
+        raise ConfigError(f"probe.checkpoints={checkpoints!r} holds no checkpoints/last.pt{of} ({len(paths)} checkpoint(s) "
+                          "found); pass a sweep dir or glob, or train first: python train.py -m experiment=even_kernels")
     if model is not None and not rows:
-        raise ValueError(f"probe.model={model!r}: none of the {len(paths)} checkpoints matching "
-                         f"{checkpoints!r} is one (they are {', '.join(sorted(found))})")
-    names = [model] if model is not None else sorted(found)
-    write_csv(os.path.join(out_dir, "trained_drift.csv"), ["run", "conv", "seed", "size", "dy", "dx"], rows)
-    _plot(panels, os.path.join(out_dir, "trained_drift.png"), ", ".join(names))
+        raise ConfigError(f"probe.model={model!r}: none of the {len(paths)} checkpoints matching "
+                          f"{checkpoints!r} is one (they are {', '.join(sorted(found))})")
+    return rows, panels, [model] if model is not None else sorted(found)
+
+
+def summarise(rows: list[dict], panels: dict) -> dict:
+    """Per conv kind: mean drift of the last (smallest) stage and how many runs drift up-left."""
     metrics = {}
     for conv in sorted({r["conv"] for r in rows}):
         last = [r for r in rows if r["conv"] == conv and r["size"] == min(s for s in panels[conv])]
@@ -77,13 +90,25 @@ def run(out_dir: str, logger, checkpoints: str = "multirun/even_kernels-quick/*/
         metrics[f"up_left_runs_{conv}"] = sum(r["dy"] < 0 and r["dx"] < 0 for r in last)
         metrics[f"runs_{conv}"] = len(last)
     metrics["n_checkpoints"] = len({r["run"] for r in rows})
+    return metrics
+
+
+def run(out_dir: str, logger, checkpoints: str = "multirun", images: int = 1000, model: str | None = None,
+        experiment: str | None = "even_kernels") -> dict:
+    """``checkpoints``: a sweep dir (searched recursively), a glob or one ``last.pt``; ``model``: keep only
+    this ``model.name`` (a sweep over depths mixes them); ``experiment``: keep only runs of this
+    ``experiment_name`` (None: any)."""
+    rows, panels, names = compute(checkpoints, images, model, experiment)
+    write_csv(os.path.join(out_dir, "trained_drift.csv"), COLUMNS, rows)
+    plot(panels, os.path.join(out_dir, "trained_drift.png"), ", ".join(names))
+    metrics = summarise(rows, panels)
     write_readme(out_dir, "trained_drift: feature-map centroids of trained networks (Wu et al. 2019, E1)",
-                 __doc__.split("\n\n", 1)[1], metrics, ["trained_drift.csv", "trained_drift.png"])
+                 SETUP, metrics, ["trained_drift.csv", "trained_drift.png"], claim=CLAIM)
     log_outputs(logger, out_dir, {"trained_drift": "trained_drift.csv"}, {"trained_drift": "trained_drift.png"})
     return metrics
 
 
-def _plot(panels: dict, path: str, models: str) -> None:
+def plot(panels: dict, path: str, models: str) -> None:
     convs = sorted(panels)
     sizes = sorted({s for p in panels.values() for s in p}, reverse=True)
     fig, axes = plt.subplots(len(convs), len(sizes), figsize=(2.6 * len(sizes), 2.6 * len(convs)), squeeze=False)

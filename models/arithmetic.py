@@ -56,14 +56,29 @@ def conv_output_size(i: int, k: int, s: int = 1, p: int = 0, d: int = 1) -> int:
     return o
 
 
+def _check_positive(**args: int) -> None:
+    """``ValueError`` naming the first argument that is not a positive int (as torch refuses them)."""
+    for name, v in args.items():
+        if v < 1:
+            raise ValueError(f"{name} must be positive, got {name}={v}")
+
+
 def conv_transpose_output_size(i: int, k: int, s: int = 1, p: int = 0, output_padding: int = 0, d: int = 1) -> int:
     """Transposed conv output ``(i-1)s - 2p + d(k-1) + output_padding + 1`` (R8-R14, PyTorch docs).
 
-    ``output_padding`` is R14's ``a`` and must be in ``[0, max(s, d))`` (PyTorch's rule).
+    ``output_padding`` is R14's ``a`` and must be in ``[0, max(s, d))`` (PyTorch's rule). Sizes,
+    strides and dilations must be positive, padding non-negative and the output at least 1, else
+    ``ValueError`` naming the argument (torch raises on each).
     """
+    _check_positive(i=i, k=k, s=s, d=d)
+    if p < 0:
+        raise ValueError(f"padding must be non-negative, got p={p}")
     if not 0 <= output_padding < max(s, d):
         raise ValueError(f"output_padding must be in [0, max(stride, dilation)) = [0, {max(s, d)}), got {output_padding}")
-    return (i - 1) * s - 2 * p + d * (k - 1) + output_padding + 1
+    o = (i - 1) * s - 2 * p + d * (k - 1) + output_padding + 1
+    if o < 1:
+        raise ValueError(f"padding p={p} too large: output size {o} for i={i}, k={k}, s={s}, d={d}")
+    return o
 
 
 def output_padding_for(wanted: int, i: int, k: int, s: int = 1, p: int = 0, d: int = 1) -> int:
@@ -100,12 +115,20 @@ def pool_output_size(i: int, k: int, s: Optional[int] = None, p: int = 0, d: int
     """Pooling output size (R7 with padding/dilation; stride defaults to k, as in torch).
 
     ``ceil_mode`` follows PyTorch: round up, but drop a last window that starts in the right padding.
+    As in torch, padding must be at most half the effective kernel (``p <= (d(k-1)+1) // 2``),
+    sizes positive and the output at least 1; otherwise ``ValueError`` naming the argument.
     """
     s = k if s is None else s
+    _check_positive(i=i, k=k, s=s, d=d)
+    if not 0 <= p <= effective_kernel_size(k, d) // 2:
+        raise ValueError(f"pad should be at most half of the effective kernel size: p={p}, k={k}, d={d} "
+                         f"(allowed 0..{effective_kernel_size(k, d) // 2})")
     num = i + 2 * p - effective_kernel_size(k, d)
     o = (-(-num // s) if ceil_mode else num // s) + 1
     if ceil_mode and (o - 1) * s >= i + p:
         o -= 1
+    if o < 1:
+        raise ValueError(f"kernel k={k} (dilation {d}) larger than padded input i={i}+2*{p}")
     return o
 
 
@@ -136,18 +159,17 @@ def _first(v) -> int:
 def layer_geometry(m: nn.Module) -> Optional[tuple[int, int, int]]:
     """``(k, s, d)`` of a spatial layer for receptive-field purposes, or None if it has none.
 
-    SymPadConv2d (and any conv with a true ``symmetric_padding`` class attribute, such as the
-    zoo's output-grouped stem) counts as its effective ``(k+1)``: across its four groups a C2sp layer covers 3x3
-    and C4sp 5x5 (poster: "2 -> 3 -> 5", "4 -> 5"). Involution2d counts as ``(K, s, 1)``
+    SymPadConv2d and SymPadStemConv2d (groups over the outputs) count as their effective ``(k+1)``:
+    across its four groups a C2sp layer covers 3x3 and C4sp 5x5 (poster: "2 -> 3 -> 5", "4 -> 5"). Involution2d counts as ``(K, s, 1)``
     (its kernel-generating 1x1 convs / AvgPool(s) lie inside that window); OctaveConv2d as its h2h
     path ``(k, s, 1)``. Transposed convs and adaptive pools are not composable and are skipped.
     """
     from .layers.blur_pool import BlurPool2d
     from .layers.involution import Involution2d
     from .layers.octave import OctaveConv2d
-    from .layers.padding import SymPadConv2d
+    from .layers.padding import SymPadConv2d, SymPadStemConv2d
 
-    if isinstance(m, SymPadConv2d) or getattr(m, "symmetric_padding", False):
+    if isinstance(m, (SymPadConv2d, SymPadStemConv2d)):
         return _first(m.kernel_size) + 1, _first(m.stride), 1
     if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):  # includes SamePadConv2d
         return _first(m.kernel_size), _first(m.stride), _first(m.dilation)
@@ -165,6 +187,46 @@ def layer_geometry(m: nn.Module) -> Optional[tuple[int, int, int]]:
 
 
 _COMPOSITES = ("Involution2d", "OctaveConv2d")
+
+
+def _traced_layers(model: nn.Module, input_size: Optional[Sequence[int]], exclude: Sequence[str]) -> list:
+    """Spatial layers ``(name, k, s, d)`` (octave: ``(name, k, s, in_low, out_low)``) in execution order,
+    from forward hooks during one eval-mode, no-grad pass of a zero input; composites' children dropped."""
+    from .layers.octave import OctaveConv2d
+
+    record: list = []
+    hooks, composites = [], []
+    for name, m in model.named_modules():
+        if any(e in name for e in exclude):
+            continue
+        geo = layer_geometry(m)
+        if geo is None:
+            continue
+        if type(m).__name__ in _COMPOSITES:
+            composites.append(name)
+        if isinstance(m, OctaveConv2d):
+            geo = (m.kernel_size, m.stride, m.in_low > 0, m.out_low > 0)
+
+        def hook(mod, inp, out, name=name, geo=geo):
+            record.append((name, *geo))
+
+        hooks.append(m.register_forward_hook(hook))
+    if input_size is None:
+        first = next((m for m in model.modules() if isinstance(m, (nn.Conv2d,))), None)
+        input_size = (first.in_channels if first is not None else 3, 64, 64)
+    shape = tuple(input_size) if len(input_size) == 4 else (1, *input_size)
+    p = next(model.parameters(), None)
+    x = torch.zeros(shape, device=p.device if p is not None else "cpu")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        model.train(was_training)
+        for h in hooks:
+            h.remove()
+    return [r for r in record if not any(r[0] != c and (c == "" or r[0].startswith(c + ".")) for c in composites)]
 
 
 def receptive_field(
@@ -188,47 +250,51 @@ def receptive_field(
             their stride would be counted twice. Identity shortcuts add no layer.
     """
     if isinstance(layers_or_model, nn.Module):
-        model = layers_or_model
-        record: list = []
-        hooks = []
-        composites = []
-        for name, m in model.named_modules():
-            if any(e in name for e in exclude):
-                continue
-            geo = layer_geometry(m)
-            if geo is None:
-                continue
-            if type(m).__name__ in _COMPOSITES:
-                composites.append(name)
-
-            def hook(mod, inp, out, name=name, geo=geo):
-                record.append((name, *geo))
-
-            hooks.append(m.register_forward_hook(hook))
-        if input_size is None:
-            first = next((m for m in model.modules() if isinstance(m, (nn.Conv2d,))), None)
-            input_size = (first.in_channels if first is not None else 3, 64, 64)
-        shape = tuple(input_size) if len(input_size) == 4 else (1, *input_size)
-        p = next(model.parameters(), None)
-        x = torch.zeros(shape, device=p.device if p is not None else "cpu")
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                model(x)
-        finally:
-            model.train(was_training)
-            for h in hooks:
-                h.remove()
-        layers = [r for r in record
-                  if not any(r[0] != c and (c == "" or r[0].startswith(c + ".")) for c in composites)]
+        layers = _traced_layers(layers_or_model, input_size, exclude)
     else:
         layers = []
         for i, t in enumerate(layers_or_model):
             k, s, d = (tuple(t) + (1,))[:3] if len(t) == 2 else tuple(t)
             layers.append((str(i), int(k), int(s), int(d)))
-    r, j = 1, 1
-    for _, k, s, d in layers:
-        r += (effective_kernel_size(k, d) - 1) * j
-        j *= s
-    return ReceptiveField(size=r, jump=j, layers=layers)
+    high, low = [(1, 1, False)], []
+    for layer in layers:
+        if len(layer) == 5:  # OctaveConv2d: (name, k, s, in_low, out_low)
+            high, low = _octave_step(high, low, *layer[1:])
+        else:
+            _, k, s, d = layer
+            high = [(r + (effective_kernel_size(k, d) - 1) * j, j * s, False) for r, j, _ in high]
+    r, j, _ = max(high)
+    return ReceptiveField(size=r, jump=j, layers=[tuple(layer[:4]) for layer in layers])
+
+
+def _octave_step(high: list, low: list, k: int, s: int, in_low: bool, out_low: bool) -> tuple[list, list]:
+    """Paths ``(r, jump, up)`` of the high and low branches after one OctaveConv2d (PAPERS.md 5.2).
+
+    Every path from the input to a branch is kept (the receptive field is the longest one). Stride 2
+    pools X_H (and X_L before l2l) 2x2/2 first. h2h: conv at the high jump; h2l: pool 2x2/2 then
+    conv; l2l: conv at the low jump; l2h: conv at the low jump, then (stride 1) a nearest x2
+    upsample, which maps each output to one low pixel: r stays, the jump halves, and ``up`` marks
+    that a following 2x2/2 pool merely undoes it (it adds no extent until the next conv).
+    """
+    def conv(paths):
+        return [(r + (k - 1) * j, j, up and k == 1) for r, j, up in paths]
+
+    def pool(paths):
+        return [(r if up else r + j, 2 * j, False) for r, j, up in paths]
+
+    high = pool(high) if s == 2 else high
+    new_high = conv(high)
+    new_low = conv(pool(high)) if out_low else []
+    if in_low:
+        new_high += [(r, j // 2, True) for r, j, _ in conv(low)] if s == 1 else conv(low)
+        if out_low:
+            new_low += conv(pool(low) if s == 2 else low)
+    return _longest(new_high), _longest(new_low)
+
+
+def _longest(paths: list) -> list:
+    """Only the longest path per (jump, up): the others can never become the longest."""
+    best: dict = {}
+    for r, j, up in paths:
+        best[(j, up)] = max(best.get((j, up), 0), r)
+    return [(r, j, up) for (j, up), r in best.items()]

@@ -62,8 +62,9 @@ def profile(model: nn.Module, input_size: Sequence[int] = (3, 32, 32), device=No
         device: device of the dummy input; default the device of the model's first parameter.
 
     Returns:
-        ``{"params", "params_all", "macs", "flops", "activations", "per_module"}`` where ``macs``
-        are multiply-adds -- what the papers call FLOPs (ResNet-50 = 4.09 G) -- ``flops = 2*macs``,
+        ``{"params", "params_all", "macs", "flops_2x_macs", "activations", "per_module"}`` where
+        ``macs`` are multiply-adds -- what the papers call FLOPs (ResNet-50 = 4.09 G) -- and
+        ``flops_2x_macs`` is torch's flop count (a multiply and an add counted apart, 2 x MACs),
         and ``per_module`` maps qualified module names (hierarchical: parents include children)
         to MACs.
     """
@@ -101,7 +102,7 @@ def profile(model: nn.Module, input_size: Sequence[int] = (3, 32, 32), device=No
         "params": count_params(model),
         "params_all": count_params(model, trainable_only=False),
         "macs": flops // 2,
-        "flops": flops,
+        "flops_2x_macs": flops,
         "activations": acts["n"],
         "per_module": per_module,
     }

@@ -18,7 +18,8 @@ from models.arithmetic import (
     receptive_field,
     transpose_equivalent,
 )
-from models.layers import BlurPool2d, Involution2d, MaxBlurPool2d, SamePadConv2d, SymPadConv2d, create_conv
+from models import create_model
+from models.layers import BlurPool2d, Involution2d, MaxBlurPool2d, OctaveConv2d, SamePadConv2d, SymPadConv2d, create_conv
 
 GRID = [(i, k, s, p, d) for i, k, s, p, d in itertools.product([5, 6, 7, 10], [1, 2, 3, 4], [1, 2, 3], [0, 1, 2], [1, 2])
         if i + 2 * p >= effective_kernel_size(k, d)]
@@ -171,3 +172,54 @@ def test_receptive_field_residual_main_path():
 def test_receptive_field_composite_root():
     rf = receptive_field(Involution2d(16, 7, 2), (16, 32, 32))
     assert rf.layers == [("", 7, 2, 1)] and rf.size == 7 and rf.jump == 2
+
+
+@pytest.mark.parametrize("fn, args, match", [
+    ("conv_transpose_output_size", (1, 1, 1, 1), "p=1"),          # torch: output size -1 is too small
+    ("conv_transpose_output_size", (0, 3), "i=0"),
+    ("conv_transpose_output_size", (4, 3, 0), "s=0"),
+    ("pool_output_size", (5, 2, 1, 2), "p=2"),                     # torch: pad at most half the kernel
+    ("pool_output_size", (2, 5), "k=5"),
+    ("pool_output_size", (4, 2, 0), "s=0"),
+])
+def test_arithmetic_helpers_refuse_what_torch_refuses(fn, args, match):
+    """Inputs torch raises on give a ValueError naming the bad argument (not -1 or 8)."""
+    import models.arithmetic as A
+
+    with pytest.raises(ValueError, match=match):
+        getattr(A, fn)(*args)
+
+
+def _measured_support(model: nn.Module, size: int) -> int:
+    """Rows of the input with a nonzero gradient of the centre unit of the last map (all taps > 0)."""
+    from experiments.measured_rf import measured_receptive_field
+
+    ry, rx, _, clipped = measured_receptive_field(model, size)
+    assert not clipped and ry == rx
+    return ry
+
+
+class _Head(nn.Module):
+    """An octave conv (high output) followed by a global pool, for the measurement."""
+
+    def __init__(self, conv: nn.Module) -> None:
+        super().__init__()
+        self.conv, self.pool = conv, nn.AdaptiveAvgPool2d(1)
+
+    def forward(self, x):
+        return self.pool(self.conv(x)[0])
+
+
+@pytest.mark.parametrize("name, build, size, expected", [
+    ("stride-2 alpha=0 octave conv", lambda: _Head(OctaveConv2d(4, 4, 3, 0.0, 0.0, stride=2, padding=1)), 16, 6),
+    ("oct_resnet20 alpha=0", lambda: create_model("oct_resnet20", alpha=0.0, width=0.25), 160, 90),
+    ("oct_resnet20 alpha=0.125", lambda: create_model("oct_resnet20", alpha=0.125, width=0.5), 256, 180),
+    ("oct_resnet20 alpha=0.5", lambda: create_model("oct_resnet20", alpha=0.5, width=0.25), 256, 180),
+])
+def test_octave_receptive_field_equals_measured_support(name, build, size, expected):
+    """receptive_field follows the octave paths (AvgPool before stride-2 convs, the low branch at
+    twice the jump) and equals the measured gradient support (it was 3 and 81 before)."""
+    model = build()
+    assert _measured_support(model, size) == expected
+    in_ch = 4 if name.startswith("stride") else 3
+    assert receptive_field(model, (in_ch, size, size)).size == expected

@@ -2,6 +2,7 @@
 003 involution), plus properties (centroid drift, shapes, errors)."""
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 
@@ -21,6 +22,7 @@ from models.layers import (
     OctaveConvBNAct,
     SamePadConv2d,
     SymPadConv2d,
+    SymPadStemConv2d,
     binomial_filter,
     conv_bn_relu_blur,
     create_conv,
@@ -153,6 +155,51 @@ def test_sympad_k2_grads_equal_seed():
     ours(x2).square().sum().backward()
     torch.testing.assert_close(x2.grad, x1.grad)
     torch.testing.assert_close(ours.weight.grad, ref.conv.weight.grad)
+
+
+def _tf_symmetric_padding(x: torch.Tensor) -> torch.Tensor:
+    """boluoweifenda/CNN resnet50_c2sp.py::symmetric_padding (NCHW, C % 4 == 0), transcribed: the
+    ``tf.pad`` patterns [top, bottom, left, right] per channel group, in the official group order."""
+    patterns = [[0, 1, 0, 1], [1, 0, 1, 0], [0, 1, 1, 0], [1, 0, 0, 1]]
+    groups = torch.split(x, x.shape[1] // 4, dim=1)
+    return torch.cat([F.pad(g, (l, r, t, b)) for g, (t, b, l, r) in zip(groups, patterns)], dim=1)
+
+
+def test_sympad_official_order_equals_tf_reference():
+    """order="official" reproduces the official code; the default (seed 000's) order does not."""
+    torch.manual_seed(3)
+    x = torch.randn(2, 8, 6, 7)
+    official, ours = SymPadConv2d(8, 12, 2, order="official"), SymPadConv2d(8, 12, 2)
+    _copy_conv(ours, official)
+    ref = F.conv2d(_tf_symmetric_padding(x), official.weight, official.bias)
+    torch.testing.assert_close(official(x), ref)
+    assert not torch.allclose(ours(x), ref, atol=1e-3)  # same weights, other corner order: not portable
+    assert symmetric_pad_sizes(2, "official") == [(0, 1, 0, 1), (1, 0, 1, 0), (1, 0, 0, 1), (0, 1, 1, 0)]
+    assert type(create_conv("c2sp", 8, 8, order="official")) is SymPadConv2d
+    assert create_conv("c2sp", 8, 8, order="official").order == "official"
+    with pytest.raises(ValueError, match="order"):
+        SymPadConv2d(8, 8, 2, order="tf")
+
+
+@pytest.mark.parametrize("order", ["seed000", "official"])
+def test_sympad_stem_groups_outputs_by_corner(order):
+    """SymPadStemConv2d: output group g = VALID conv of the input padded towards corner g."""
+    torch.manual_seed(4)
+    m = SymPadStemConv2d(3, 8, 2, bias=True, order=order)
+    x = torch.randn(2, 3, 5, 6)
+    corner = {"TL": (1, 0, 1, 0), "TR": (0, 1, 1, 0), "BL": (1, 0, 0, 1), "BR": (0, 1, 0, 1)}
+    corners = {"seed000": ("TL", "TR", "BL", "BR"), "official": ("BR", "TL", "BL", "TR")}[order]
+    ref = torch.cat([F.conv2d(F.pad(x, corner[c]), m.weight[2 * g:2 * g + 2], m.bias[2 * g:2 * g + 2])
+                     for g, c in enumerate(corners)], dim=1)
+    torch.testing.assert_close(m(x), ref)
+
+
+def test_even_stride2_floors_odd_maps():
+    """Documented difference: our AvgPool2d(2) floors odd maps (7 -> 3), TF 'SAME' pooling ceils (7 -> 4)."""
+    x = torch.randn(1, 4, 7, 7)
+    for kind in ("c2", "c2sp", "c4", "c4sp"):
+        assert create_conv(kind, 4, 4, stride=2)(x).shape[-2:] == (3, 3)
+    assert create_conv("c3", 4, 4, stride=2)(x).shape[-2:] == (4, 4)
 
 
 @pytest.mark.parametrize("k", [4, 6])
@@ -395,20 +442,39 @@ def test_involution2d_errors_and_params():
 # octave
 
 
-def _octave_reference(m: OctaveConv2d, x_h, x_l):
-    """Direct transcription of the d-li14/octconv.pytorch forward."""
-    down = lambda t: F.avg_pool2d(t, 2, 2)  # noqa: E731
-    up = lambda t: F.interpolate(t, scale_factor=2, mode="nearest")  # noqa: E731
-    if m.stride == 2:
-        x_h = down(x_h)
-    y_h = m.conv_h2h(x_h)
-    y_l = m.conv_h2l(down(x_h)) if m.conv_h2l is not None else None
+def _octave_reference(w: torch.Tensor, x_h, x_l, out_high: int, stride: int, p: int):
+    """PAPERS.md 5.2 from one full weight ``w`` [C_out, C_in, k, k] on explicit tensors.
+
+    Rows ``:out_high`` of ``w`` make Y_H, columns ``:C_in_high`` read X_H (so the four blocks of
+    ``w`` are h2h, l2h, h2l, l2l). Y_H = X_H*W_hh + up(X_L*W_lh), Y_L = X_L*W_ll + pool(X_H)*W_hl;
+    stride 2 pools X_H first and X_L before l2l, and l2h is then not upsampled. Pooling is a 2x2
+    mean of strided slices and ``up`` a repeat, not the layer's own avg_pool2d / interpolate calls.
+    """
+    pool = lambda t: (t[..., 0::2, 0::2] + t[..., 1::2, 0::2] + t[..., 0::2, 1::2] + t[..., 1::2, 1::2]) / 4  # noqa: E731
+    up = lambda t: t.repeat_interleave(2, -2).repeat_interleave(2, -1)  # noqa: E731
+    ih = x_h.shape[1]
+    w_hh, w_lh, w_hl, w_ll = w[:out_high, :ih], w[:out_high, ih:], w[out_high:, :ih], w[out_high:, ih:]
+    if stride == 2:
+        x_h = pool(x_h)
+    y_h = F.conv2d(x_h, w_hh, padding=p)
+    y_l = F.conv2d(pool(x_h), w_hl, padding=p) if w.shape[0] > out_high else None
     if x_l is not None:
-        l2h = m.conv_l2h(x_l)
-        y_h = y_h + (up(l2h) if m.stride == 1 else l2h)
-        if m.conv_l2l is not None:
-            y_l = y_l + m.conv_l2l(down(x_l) if m.stride == 2 else x_l)
+        l2h = F.conv2d(x_l, w_lh, padding=p)
+        y_h = y_h + (l2h if stride == 2 else up(l2h))
+        if y_l is not None:
+            y_l = y_l + F.conv2d(pool(x_l) if stride == 2 else x_l, w_ll, padding=p)
     return y_h, y_l
+
+
+def _load_octave_weight(m: OctaveConv2d, w: torch.Tensor) -> None:
+    oh, ih = m.out_high, m.in_high
+    blocks = {"conv_h2h": w[:oh, :ih], "conv_l2h": w[:oh, ih:], "conv_h2l": w[oh:, :ih], "conv_l2l": w[oh:, ih:]}
+    with torch.no_grad():
+        for name, blk in blocks.items():
+            conv = getattr(m, name)
+            assert (conv is None) == (blk.numel() == 0), name
+            if conv is not None:
+                conv.weight.copy_(blk)
 
 
 @pytest.mark.parametrize("a_in,a_out", [(0.0, 0.5), (0.5, 0.5), (0.25, 0.0), (0.125, 0.75), (0.0, 0.0)])
@@ -426,7 +492,10 @@ def test_octave_shapes_and_reference(a_in, a_out, stride):
         assert y_l is None
     else:
         assert y_l.shape == (2, int(a_out * cout), h // stride // 2, h // stride // 2)
-    r_h, r_l = _octave_reference(m, x_h, x_l)
+    w = torch.randn(cout, cin, 3, 3)
+    _load_octave_weight(m, w)
+    y_h, y_l = m((x_h, x_l) if lo else x_h)
+    r_h, r_l = _octave_reference(w, x_h, x_l, m.out_high, stride, 1)
     torch.testing.assert_close(y_h, r_h)
     if r_l is not None:
         torch.testing.assert_close(y_l, r_l)
@@ -467,7 +536,7 @@ def test_create_conv_kinds(kind, stride):
     y = m(torch.randn(2, 16, 16, 16))
     assert y.shape == (2, 16, 16 // stride, 16 // stride)
     if kind in ("c2", "c4", "c2sp", "c4sp"):
-        conv_cls = SymPadConv2d if kind.endswith("sp") else SamePadConv2d
+        conv_cls = SymPadConv2d if kind in ("c2sp", "c4sp") else SamePadConv2d
         if stride == 2:
             assert isinstance(m, nn.Sequential) and isinstance(m[0], nn.AvgPool2d) and isinstance(m[1], conv_cls)
             assert m[1].stride == (1, 1)
@@ -484,13 +553,20 @@ def test_create_conv_errors_and_downsample():
         create_conv("c7", 8, 8)
     with pytest.raises(ValueError, match="in_channels"):
         create_conv("involution", 16, 32)
-    with pytest.raises(ValueError, match="in_channels"):
-        create_conv("c2sp", 6, 8)
+    # c2sp on a non-multiple-of-4 input (the image stem): groups over the outputs, stride 1 only
+    assert type(create_conv("c2sp", 6, 8)) is SymPadStemConv2d and type(create_conv("c2sp", 8, 8)) is SymPadConv2d
+    with pytest.raises(ValueError, match="stride"):
+        create_conv("c2sp", 3, 8, stride=2)
+    with pytest.raises(ValueError, match="out_channels"):
+        create_conv("c4sp", 3, 10)
+    with pytest.raises(TypeError):
+        create_conv("c2", 8, 8, order="official")  # the corner order is a symmetric-padding option only
     with pytest.raises(TypeError):
         create_conv("c3", 8, 8, kernel_size=5)
     m = create_conv("involution", 32, 32, kernel_size=3, group_channels=8, reduction_ratio=2)
     assert m.kernel_size == 3 and m.groups == 4 and m.conv1.conv.out_channels == 16
     assert isinstance(create_downsample("strided", 8), nn.Identity)
+    assert isinstance(create_downsample("blurpool", 8, stride=1), nn.Identity)  # create_aa-like: no-op when off
     assert isinstance(create_downsample("blurpool", 8, filt_size=3), BlurPool2d)
     assert isinstance(create_downsample("maxblur", 8), MaxBlurPool2d)
     with pytest.raises(ValueError, match="blurpool"):
@@ -520,3 +596,29 @@ def test_symmetric_pad_gradcheck(k):
     assert torch.autograd.gradcheck(lambda t: symmetric_pad(t, k), (x,))
     ref = torch.cat([F.pad(g, p) for g, p in zip(x.chunk(4, 1), symmetric_pad_sizes(k))], 1)
     assert torch.equal(symmetric_pad(x, k), ref)
+
+
+_CUDA_LAYERS = {
+    **{kind: lambda kind=kind: create_conv(kind, 16, 16, stride=2) for kind in CONV_KINDS},
+    "sympad_stem": lambda: create_conv("c2sp", 3, 16),
+    "blurpool": lambda: create_downsample("blurpool", 16, filt_size=4),
+    "maxblur": lambda: create_downsample("maxblur", 16, filt_size=3),
+    "octave": lambda: OctaveConv2d(16, 16, 3, 0.0, 0.5, stride=2, padding=1),
+    "separable": lambda: DepthwiseSeparableConv2d(16, 24, 3, stride=2),
+}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name", sorted(_CUDA_LAYERS))
+def test_layers_on_cuda_match_cpu(name):
+    """Every layer family runs forward and backward on CUDA with the CPU's results (fp32)."""
+    torch.manual_seed(0)
+    m = _CUDA_LAYERS[name]()
+    x = torch.randn(2, 3 if name == "sympad_stem" else 16, 16, 16, requires_grad=True)
+    xc = x.detach().cuda().requires_grad_()
+    y, yc = m(x), copy.deepcopy(m).cuda()(xc)
+    y, yc = (y[0], yc[0]) if isinstance(y, tuple) else (y, yc)
+    torch.testing.assert_close(yc.cpu(), y, atol=1e-4, rtol=1e-4)
+    y.square().sum().backward()
+    yc.square().sum().backward()
+    torch.testing.assert_close(xc.grad.cpu(), x.grad, atol=1e-3, rtol=1e-3)

@@ -9,7 +9,7 @@ import torch.nn as nn
 from models import create_model, list_models
 from models.complexity import count_params, profile
 from models.layers import BlurPool2d, MaxBlurPool2d, symmetric_pad_sizes
-from models.zoo._common import SymPadStemConv2d
+from models.layers import SymPadStemConv2d
 
 # Small but structurally complete variants, so the whole sweep stays fast on 2 CPU cores.
 SMALL_KWARGS = {
@@ -220,3 +220,29 @@ def test_unknown_model_and_kwarg():
     assert all(n in str(e.value) for n in list_models())
     with pytest.raises(TypeError):
         create_model("resnet20", alpha=0.5)
+
+
+@pytest.mark.parametrize("name, kw", [("resnet20", dict(conv="c2sp", width=0.25)), ("resnet", dict(depth=8)),
+                                      ("oct_resnet20", dict(width=0.25)), ("bottleneck26", dict(width=0.25))])
+def test_models_expose_block_and_stage_outputs(name, kw):
+    """forward_blocks / forward_stages give the outputs that hooks on the blocks see, in order."""
+    torch.manual_seed(0)
+    model = create_model(name, **kw).eval()
+    x = torch.randn(2, 3, 32, 32)
+    seen = []
+    blocks = list(model.layers)
+    hooks = [b.register_forward_hook(lambda m, i, o: seen.append(o[0] if isinstance(o, tuple) else o)) for b in blocks]
+    with torch.no_grad():
+        model(x)
+        for h in hooks:
+            h.remove()
+        outs = model.forward_blocks(x)
+    assert len(outs) == len(blocks) == len(seen)
+    for a, b in zip(outs, seen):
+        torch.testing.assert_close(a, b)
+    if hasattr(model, "forward_stages"):
+        with torch.no_grad():
+            stages = model.forward_stages(x)
+        assert [s.shape[-1] for s in stages] == [32, 16, 8]
+        assert [s.shape[1] for s in stages] == [f["num_chs"] for f in model.feature_info]
+        torch.testing.assert_close(stages[-1], outs[-1])

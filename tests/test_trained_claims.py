@@ -136,17 +136,25 @@ def test_blurpool_sweep_reports_consistency(tmp_path):
 
 @pytest.mark.slow
 def test_trained_drift_probe_on_a_checkpoint(tmp_path):
-    run_cli("experiment=smoke", "logger=none", "model.conv=c2", "data.image_size=16", run_dir=tmp_path / "c2")
+    """Finds the even_kernels checkpoints under any sweep dir (not only reproduce.sh's), or fails in one line."""
+    sweep = tmp_path / "multirun" / "even_kernels" / "2026-01-01_00-00-00"
+    run_cli("experiment=smoke", "experiment_name=even_kernels", "logger=none", "model.conv=c2", "data.image_size=16",
+            run_dir=sweep / "0")
+    run_cli("experiment=smoke", "logger=none", "model.conv=c3", "data.image_size=16", run_dir=sweep / "1")  # a smoke run
     out = tmp_path / "probe"
-    run_cli("experiment=trained_drift", "logger=none", f"probe.checkpoints={tmp_path}/c2/checkpoints/last.pt",
+    run_cli("experiment=trained_drift", "logger=none", f"probe.checkpoints={tmp_path / 'multirun'}",
             "probe.images=64", run_dir=out)
     rows = list(csv.DictReader(open(out / "trained_drift.csv")))
     assert [int(r["size"]) for r in rows] == [16, 8, 4] and {r["conv"] for r in rows} == {"c2"}
     assert all(abs(float(r["dy"])) < int(r["size"]) / 2 for r in rows)
     assert (out / "trained_drift.png").exists()
-    bad = run_cli("experiment=trained_drift", "logger=none", f"probe.checkpoints={tmp_path}/c2/checkpoints/last.pt",
+    bad = run_cli("experiment=trained_drift", "logger=none", f"probe.checkpoints={sweep}",
                   "probe.model=resnet56", run_dir=tmp_path / "bad", check=False)
-    assert bad.returncode != 0 and "probe.model='resnet56'" in bad.stdout + bad.stderr
+    assert bad.returncode == 2 and "probe.model='resnet56'" in bad.stderr.strip().splitlines()[0]
+    empty = run_cli("experiment=trained_drift", "logger=none", f"probe.checkpoints={tmp_path / 'nothing'}",
+                    run_dir=tmp_path / "empty", check=False)
+    lines = empty.stderr.strip().splitlines()
+    assert empty.returncode == 2 and len(lines) == 1 and "probe.checkpoints=" in lines[0], empty.stderr
 
 
 @pytest.mark.slow

@@ -3,10 +3,17 @@
 Paper: Wu et al., "Convolution with even-sized kernels and symmetric padding", NeurIPS 2019
 (arXiv 1903.08385). Prior implementations followed:
 
-* ``SymPadConv2d`` -- the official TensorFlow code ``boluoweifenda/CNN``
-  (``source/nets/resnet50_c2sp.py::symmetric_padding``, k=2 only) and the PyTorch ``SpConv2d`` of
-  seed document 000 (group order left-top, right-top, left-bottom, right-bottom). The k=4/6
-  generalisation is ours (big = k//2, small = k//2 - 1 so that the four groups' offsets cancel).
+* ``SymPadConv2d`` -- the PyTorch ``SpConv2d`` of seed document 000 and the official TensorFlow
+  code ``boluoweifenda/CNN`` (``source/nets/resnet50_c2sp.py::symmetric_padding``, k=2 only). They
+  assign the four channel groups to the corners in different orders (``SYMPAD_ORDERS``): seed 000
+  [TL, TR, BL, BR] (our default, ``order="seed000"``), the official code [BR, TL, BL, TR]
+  (``order="official"``, whose ``tf.pad`` patterns [top, bottom, left, right] are [0,1,0,1],
+  [1,0,1,0], [0,1,1,0], [1,0,0,1]). Same weights give different outputs under the two orders, so
+  port official weights with ``order="official"``. The official code also accepts C % 4 != 0
+  (uneven groups, with a warning); we refuse it. The k=4/6 generalisation is ours (big = k//2,
+  small = k//2 - 1 so that the four groups' offsets cancel).
+* ``SymPadStemConv2d`` -- ours: symmetric padding over the *output* groups, for the 1- or
+  3-channel image stem that cannot be split into 4 input groups.
 * ``SamePadConv2d`` / ``get_same_padding`` / ``pad_same`` -- TensorFlow ``padding='SAME'``
   (as in timm ``layers/padding.py``): total pad ``max((ceil(i/s)-1)*s + (k-1)*d + 1 - i, 0)``,
   ``total // 2`` on the left/top and the extra pixel on the right/bottom.
@@ -27,11 +34,19 @@ __all__ = [
     "get_padding",
     "get_same_padding",
     "pad_same",
+    "SYMPAD_ORDERS",
     "symmetric_pad_sizes",
     "symmetric_pad",
     "SamePadConv2d",
     "SymPadConv2d",
+    "SymPadStemConv2d",
 ]
+
+# Corner of each channel group, in group order: the group is zero-padded towards that corner.
+SYMPAD_ORDERS = {
+    "seed000": ("TL", "TR", "BL", "BR"),   # seed document 000's SpConv2d
+    "official": ("BR", "TL", "BL", "TR"),  # boluoweifenda/CNN resnet50_c2sp.py::symmetric_padding
+}
 
 
 def get_padding(kernel_size: int, stride: int = 1, dilation: int = 1) -> int:
@@ -64,16 +79,21 @@ def pad_same(
     return F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2), value=value)
 
 
-def symmetric_pad_sizes(kernel_size: int) -> list[tuple[int, int, int, int]]:
+def symmetric_pad_sizes(kernel_size: int, order: str = "seed000") -> list[tuple[int, int, int, int]]:
     """The four ``(left, right, top, bottom)`` pads of symmetric padding for an even kernel.
 
-    Order (seed 000's ``SpConv2d``): left-top, right-top, left-bottom, right-bottom, with
-    ``big = k//2`` and ``small = k//2 - 1``. For k=2: (1,0,1,0), (0,1,1,0), (1,0,0,1), (0,1,0,1).
+    Group g is padded towards corner ``SYMPAD_ORDERS[order][g]`` with ``big = k//2`` on that
+    corner's two sides and ``small = k//2 - 1`` on the others. For k=2, "seed000" gives
+    (1,0,1,0), (0,1,1,0), (1,0,0,1), (0,1,0,1); "official" gives (0,1,0,1), (1,0,1,0), (1,0,0,1),
+    (0,1,1,0).
     """
     if kernel_size < 2 or kernel_size % 2:
         raise ValueError(f"symmetric padding needs an even kernel_size >= 2, got {kernel_size}")
+    if order not in SYMPAD_ORDERS:
+        raise ValueError(f"unknown symmetric padding order {order!r}; allowed: {', '.join(SYMPAD_ORDERS)}")
     b, s = kernel_size // 2, kernel_size // 2 - 1
-    return [(b, s, b, s), (s, b, b, s), (b, s, s, b), (s, b, s, b)]
+    pads = {"TL": (b, s, b, s), "TR": (s, b, b, s), "BL": (b, s, s, b), "BR": (s, b, s, b)}
+    return [pads[c] for c in SYMPAD_ORDERS[order]]
 
 
 class _SymmetricPad(torch.autograd.Function):
@@ -81,11 +101,11 @@ class _SymmetricPad(torch.autograd.Function):
     border strips zeroed; backward = one concatenation of the four crops of the gradient."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, kernel_size: int) -> torch.Tensor:
+    def forward(ctx, x: torch.Tensor, kernel_size: int, order: str) -> torch.Tensor:
         b, c, h, w = x.shape
         q = c // 4
         out = x.new_empty(b, c, h + kernel_size - 1, w + kernel_size - 1)
-        for g, (l, r, t, bt) in enumerate(symmetric_pad_sizes(kernel_size)):
+        for g, (l, r, t, bt) in enumerate(symmetric_pad_sizes(kernel_size, order)):
             o = out[:, g * q:(g + 1) * q]
             if t:
                 o[:, :, :t].zero_()
@@ -96,7 +116,7 @@ class _SymmetricPad(torch.autograd.Function):
             if r:
                 o[:, :, t:t + h, l + w:].zero_()
             o[:, :, t:t + h, l:l + w].copy_(x[:, g * q:(g + 1) * q])
-        ctx.kernel_size, ctx.hw = kernel_size, (h, w)
+        ctx.kernel_size, ctx.order, ctx.hw = kernel_size, order, (h, w)
         return out
 
     @staticmethod
@@ -104,14 +124,14 @@ class _SymmetricPad(torch.autograd.Function):
         h, w = ctx.hw
         q = grad.shape[1] // 4
         parts = [grad[:, g * q:(g + 1) * q, t:t + h, l:l + w]
-                 for g, (l, _r, t, _b) in enumerate(symmetric_pad_sizes(ctx.kernel_size))]
-        return torch.cat(parts, dim=1), None
+                 for g, (l, _r, t, _b) in enumerate(symmetric_pad_sizes(ctx.kernel_size, ctx.order))]
+        return torch.cat(parts, dim=1), None, None
 
 
-def symmetric_pad(x: torch.Tensor, kernel_size: int) -> torch.Tensor:
+def symmetric_pad(x: torch.Tensor, kernel_size: int, order: str = "seed000") -> torch.Tensor:
     """Symmetric padding of an NCHW tensor: 4 equal channel groups, each zero-padded toward a corner.
 
-    Exactly equal to padding each group with ``F.pad(group, symmetric_pad_sizes(k)[g])`` and
+    Exactly equal to padding each group with ``F.pad(group, symmetric_pad_sizes(k, order)[g])`` and
     concatenating (seed 000), but fused: one allocation, one copy per group, only border strips
     zeroed (the fastest exact variant measured in ``scripts/benchmark_layers.py``). The result has
     size ``(H + k - 1, W + k - 1)``.
@@ -119,8 +139,8 @@ def symmetric_pad(x: torch.Tensor, kernel_size: int) -> torch.Tensor:
     c = x.shape[1]
     if c % 4:
         raise ValueError(f"symmetric padding needs in_channels divisible by 4, got {c}")
-    symmetric_pad_sizes(kernel_size)  # validates k
-    return _SymmetricPad.apply(x, kernel_size)
+    symmetric_pad_sizes(kernel_size, order)  # validates k and order
+    return _SymmetricPad.apply(x, kernel_size, order)
 
 
 class SamePadConv2d(nn.Conv2d):
@@ -172,9 +192,10 @@ class SymPadConv2d(nn.Conv2d):
         stride: stride of the VALID conv after padding (the official code never strides an even
             conv: use ``AvgPool2d(2)`` then a stride-1 ``SymPadConv2d``; see ``create_conv``).
         bias: add a learnable bias.
+        order: corner order of the four channel groups, "seed000" ([TL, TR, BL, BR], seed 000's
+            ``SpConv2d``) or "official" ([BR, TL, BL, TR], boluoweifenda/CNN); see ``SYMPAD_ORDERS``.
 
-    Channels are split into 4 groups; group g is zero-padded by ``symmetric_pad_sizes(k)[g]``
-    (left-top, right-top, left-bottom, right-bottom; for k=2 exactly seed 000's ``SpConv2d``),
+    Channels are split into 4 groups; group g is zero-padded by ``symmetric_pad_sizes(k, order)[g]``,
     then one VALID ``k x k`` conv runs over all channels. Stride 1 keeps the spatial size; a layer
     sees a ``(k+1) x (k+1)`` window across its groups (receptive field "2 -> 3 -> 5").
     """
@@ -186,7 +207,10 @@ class SymPadConv2d(nn.Conv2d):
         kernel_size: int,
         stride: int = 1,
         bias: bool = True,
+        order: str = "seed000",
     ) -> None:
+        if order not in SYMPAD_ORDERS:
+            raise ValueError(f"unknown symmetric padding order {order!r}; allowed: {', '.join(SYMPAD_ORDERS)}")
         if not isinstance(kernel_size, int) or kernel_size < 2 or kernel_size % 2:
             raise ValueError(f"SymPadConv2d needs an even int kernel_size (2, 4, 6, ...), got {kernel_size}")
         if in_channels % 4:
@@ -194,6 +218,48 @@ class SymPadConv2d(nn.Conv2d):
                 f"SymPadConv2d needs in_channels divisible by 4 (four equal padding groups), got in_channels={in_channels}"
             )
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=0, bias=bias)
+        self.order = order
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(symmetric_pad(x, self.kernel_size[0]), self.weight, self.bias)
+        return self._conv_forward(symmetric_pad(x, self.kernel_size[0], self.order), self.weight, self.bias)
+
+
+class SymPadStemConv2d(nn.Conv2d):
+    """Even-kernel symmetric-padding conv for inputs whose channel count is not divisible by 4.
+
+    ``SymPadConv2d`` splits the *input* channels into 4 groups padded towards the 4 corners; an
+    RGB (3) or grey (1) image cannot be split that way. This stem variant (ours) splits the
+    *output* channels instead: output group g (``out_channels // 4`` channels) is a VALID
+    ``k x k`` conv over all input channels zero-padded with ``symmetric_pad_sizes(k, order)[g]``.
+    Each output channel is shifted by half a pixel towards its group's corner, and the four shifts
+    cancel over the channel population, so no net drift enters the network; the next (symmetric)
+    layers mix the groups. Weight ``[C_out, C_in, k, k]``: exactly the parameters and MACs of the
+    plain C2/C4 stem (E3: symmetric padding is free). ``create_conv`` picks it for c2sp/c4sp when
+    ``in_channels % 4 != 0``.
+
+    Args:
+        in_channels: input channels (any number).
+        out_channels: output channels; must be divisible by 4.
+        kernel_size: even kernel size.
+        bias: conv bias.
+        order: corner order of the output groups (``SYMPAD_ORDERS``).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, bias: bool = False,
+                 order: str = "seed000") -> None:
+        if kernel_size < 2 or kernel_size % 2:
+            raise ValueError(f"SymPadStemConv2d needs an even kernel_size, got {kernel_size}")
+        if out_channels % 4:
+            raise ValueError(f"SymPadStemConv2d needs out_channels divisible by 4, got {out_channels}")
+        symmetric_pad_sizes(kernel_size, order)  # validates order
+        super().__init__(in_channels, out_channels, kernel_size, stride=1, padding=0, bias=bias)
+        self.order = order
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q = self.out_channels // 4
+        outs = []
+        for g, pads in enumerate(symmetric_pad_sizes(self.kernel_size[0], self.order)):
+            w = self.weight[g * q:(g + 1) * q]
+            b = None if self.bias is None else self.bias[g * q:(g + 1) * q]
+            outs.append(F.conv2d(F.pad(x, pads), w, b))
+        return torch.cat(outs, dim=1)

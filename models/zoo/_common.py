@@ -1,4 +1,4 @@
-"""Helpers shared by the model families: kind checks, the symmetric-padding stem conv, init, padding.
+"""Helpers shared by the model families: choice checks, channel scaling, init, input padding.
 
 Nothing here re-implements a layer of ``models.layers``; the helpers only glue those layers into
 CIFAR-sized networks.
@@ -9,21 +9,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from models.layers import KERNEL_SIZES, create_conv, symmetric_pad_sizes
-
 __all__ = [
-    "SPATIAL_KINDS",
     "check_choice",
     "scaled",
-    "spatial_conv",
-    "SymPadStemConv2d",
     "init_weights",
     "pad_to_multiple",
 ]
-
-# Kinds that can replace *every* 3x3 conv of a network (involution keeps the channel count, so it
-# cannot be a stem or a channel-changing conv; it is used by RedNet instead).
-SPATIAL_KINDS = tuple(KERNEL_SIZES)  # c2, c2sp, c3, c4, c4sp, c5
 
 
 def check_choice(name: str, value, allowed) -> None:
@@ -43,55 +34,6 @@ def scaled(base: int, width: float, multiple: int = 1, why: str = "") -> int:
             f"multiple of {multiple}{' (' + why + ')' if why else ''}"
         )
     return c
-
-
-class SymPadStemConv2d(nn.Conv2d):
-    """Even-kernel symmetric-padding conv for inputs whose channel count is not divisible by 4.
-
-    ``SymPadConv2d`` splits the *input* channels into 4 groups padded towards the 4 corners; an
-    RGB (3) or grey (1) image cannot be split that way. This stem variant splits the *output*
-    channels instead: output group g (``out_channels // 4`` channels) is a VALID ``k x k`` conv
-    over all input channels zero-padded with ``symmetric_pad_sizes(k)[g]`` (left-top, right-top,
-    left-bottom, right-bottom). Each output channel is shifted by half a pixel towards its
-    group's corner, and the four shifts cancel over the channel population, so no net drift enters
-    the network; the next (symmetric) layers mix the groups. Weight ``[C_out, C_in, k, k]``: exactly
-    the parameters and MACs of the plain C2/C4 stem (E3: symmetric padding is free).
-
-    Args:
-        in_channels: input channels (any number).
-        out_channels: output channels; must be divisible by 4.
-        kernel_size: even kernel size.
-        bias: conv bias.
-    """
-
-    symmetric_padding = True  # receptive field: covers (k+1) x (k+1) across its groups
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, bias: bool = False) -> None:
-        if kernel_size < 2 or kernel_size % 2:
-            raise ValueError(f"SymPadStemConv2d needs an even kernel_size, got {kernel_size}")
-        if out_channels % 4:
-            raise ValueError(f"SymPadStemConv2d needs out_channels divisible by 4, got {out_channels}")
-        super().__init__(in_channels, out_channels, kernel_size, stride=1, padding=0, bias=bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        q = self.out_channels // 4
-        outs = []
-        for g, pads in enumerate(symmetric_pad_sizes(self.kernel_size[0])):
-            w = self.weight[g * q:(g + 1) * q]
-            b = None if self.bias is None else self.bias[g * q:(g + 1) * q]
-            outs.append(F.conv2d(F.pad(x, pads), w, b))
-        return torch.cat(outs, dim=1)
-
-
-def spatial_conv(kind: str, in_channels: int, out_channels: int, stride: int = 1) -> nn.Module:
-    """``create_conv(kind, ...)`` (no bias; BN follows), except for the sp kinds on a non-multiple-of-4
-    input (the image stem), which get ``SymPadStemConv2d`` (stride 1 only)."""
-    check_choice("conv kind", kind, SPATIAL_KINDS)
-    if kind.endswith("sp") and in_channels % 4:
-        if stride != 1:
-            raise ValueError("the symmetric-padding stem conv supports stride 1 only")
-        return SymPadStemConv2d(in_channels, out_channels, KERNEL_SIZES[kind])
-    return create_conv(kind, in_channels, out_channels, stride=stride, bias=False)
 
 
 def init_weights(model: nn.Module) -> None:

@@ -136,6 +136,15 @@ class CifarBottleneckNet(nn.Module):
             if isinstance(m, Bottleneck):
                 nn.init.zeros_(m.bn3.weight)
 
+    def forward_blocks(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Output of every bottleneck block, in order (probes read blocks here, not by module name)."""
+        x = self.stem(pad_to_multiple(x, self.down_factor))
+        outs = []
+        for block in self.layers:
+            x = block(x)
+            outs.append(x)
+        return outs
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.layers(self.stem(pad_to_multiple(x, self.down_factor)))
         return self.fc(torch.flatten(self.pool(x), 1))

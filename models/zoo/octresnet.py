@@ -109,6 +109,15 @@ class OctResNet(nn.Module):
         self.down_factor = 2 ** len(widths)  # two stride-2 stages, plus the half-resolution low branch
         init_weights(self)
 
+    def forward_blocks(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """High-frequency output of every block, in order (probes read blocks here, not by module name)."""
+        x = self.stem(pad_to_multiple(x, self.down_factor))
+        outs = []
+        for block in self.layers:
+            x = block(x)
+            outs.append(x[0])
+        return outs
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x_h, _ = self.layers(self.stem(pad_to_multiple(x, self.down_factor)))
         return self.fc(torch.flatten(self.pool(x_h), 1))

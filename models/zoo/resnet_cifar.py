@@ -12,7 +12,7 @@ Design choices (ResNet):
   strides 1/2/2 (32 -> 16 -> 8; Fashion-MNIST 28 -> 14 -> 7), global average pool, linear.
 * EVERY 3x3 conv is replaced by ``conv``, the stem included (this is how the poster's CIFAR
   parameter counts come out, PAPERS.md 1.4). c2sp/c4sp need channel counts divisible by 4, which
-  the image (1 or 3 channels) is not: the stem then uses ``SymPadStemConv2d`` (symmetric padding
+  the image (1 or 3 channels) is not: ``create_conv`` then picks ``SymPadStemConv2d`` (symmetric padding
   over the 4 output-channel groups), which has exactly the C2/C4 stem's params and MACs, so
   C2sp == C2 and C4sp == C4 in params and MACs (claim E3).
 * Shortcut: identity when the shape is kept; option B (1x1 projection + BN) when it changes. With
@@ -40,16 +40,17 @@ import torch
 import torch.nn as nn
 
 from models import register_model
-from models.layers import create_downsample
+from models.layers import CONV_KIND_TABLE, SPATIAL_KINDS, conv_stride_for, create_conv, create_downsample, create_shortcut_pool
 
-from ._common import SPATIAL_KINDS, check_choice, init_weights, scaled, spatial_conv
+from ._common import check_choice, init_weights, scaled
 
 __all__ = ["BasicBlock", "CifarResNet", "PlainNet"]
 
 RESNET_DOWNSAMPLE = ("strided", "blurpool")
 
 
-def _check_downsample(downsample: str, net: str) -> None:
+def _check_kinds(conv: str, downsample: str, net: str) -> None:
+    check_choice("conv kind", conv, SPATIAL_KINDS)
     if downsample == "maxblur":
         raise ValueError(
             f"downsample='maxblur' (MaxPool(2, s1) + BlurPool) replaces max-pooling layers, and the {net} "
@@ -59,33 +60,25 @@ def _check_downsample(downsample: str, net: str) -> None:
 
 
 def _shortcut(conv: str, downsample: str, in_ch: int, out_ch: int, stride: int, filt_size: int) -> nn.Module:
-    """Option-B projection: (downsampler) + 1x1 conv + BN; identity when the shape is kept."""
+    """Option-B projection: (pool) + 1x1 conv + BN; identity when the shape is kept."""
     if stride == 1 and in_ch == out_ch:
         return nn.Identity()
-    layers: list[nn.Module] = []
-    conv_stride = 1
-    if stride != 1:
-        if downsample == "blurpool":
-            layers.append(create_downsample("blurpool", in_ch, stride=stride, filt_size=filt_size))
-        elif conv.endswith("sp") or conv in ("c2", "c4"):  # even kernels: AvgPool then 1x1 (official code)
-            layers.append(nn.AvgPool2d(stride))
-        else:
-            conv_stride = stride
+    pool, conv_stride = create_shortcut_pool(conv, downsample, in_ch, stride, filt_size)
+    layers = [] if isinstance(pool, nn.Identity) else [pool]  # keeps the state-dict keys of old checkpoints
     layers += [nn.Conv2d(in_ch, out_ch, 1, stride=conv_stride, bias=False), nn.BatchNorm2d(out_ch)]
     return nn.Sequential(*layers)
 
 
 class BasicBlock(nn.Module):
-    """conv -> BN -> ReLU -> [BlurPool] -> conv -> BN, plus shortcut, then ReLU."""
+    """conv -> BN -> ReLU -> aa -> conv -> BN, plus shortcut, then ReLU (aa: BlurPool or Identity)."""
 
     def __init__(self, in_ch: int, out_ch: int, stride: int, conv: str, downsample: str, filt_size: int) -> None:
         super().__init__()
-        blur = downsample == "blurpool" and stride != 1
-        self.conv1 = spatial_conv(conv, in_ch, out_ch, stride=1 if blur else stride)
+        self.conv1 = create_conv(conv, in_ch, out_ch, stride=conv_stride_for(downsample, stride))
         self.bn1 = nn.BatchNorm2d(out_ch)
         self.relu = nn.ReLU(inplace=True)
-        self.aa = create_downsample("blurpool", out_ch, stride=stride, filt_size=filt_size) if blur else nn.Identity()
-        self.conv2 = spatial_conv(conv, out_ch, out_ch)
+        self.aa = create_downsample(downsample, out_ch, stride=stride, filt_size=filt_size)
+        self.conv2 = create_conv(conv, out_ch, out_ch)
         self.bn2 = nn.BatchNorm2d(out_ch)
         self.shortcut = _shortcut(conv, downsample, in_ch, out_ch, stride, filt_size)
 
@@ -96,7 +89,12 @@ class BasicBlock(nn.Module):
 
 
 class CifarResNet(nn.Module):
-    """He et al. 2016 CIFAR ResNet (6n+2 layers), see the module docstring for the design choices."""
+    """He et al. 2016 CIFAR ResNet (6n+2 layers), see the module docstring for the design choices.
+
+    ``feature_info`` (timm style) lists each stage's output: ``num_chs``, ``reduction`` and the
+    ``module`` that produces it; ``forward_blocks`` / ``forward_stages`` return the outputs of every
+    block / of the last block of each stage, so probes never look modules up by name.
+    """
 
     def __init__(
         self,
@@ -111,82 +109,69 @@ class CifarResNet(nn.Module):
         super().__init__()
         if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
             raise ValueError(f"CIFAR ResNet depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, ...), got {depth}")
-        check_choice("conv kind", conv, SPATIAL_KINDS)
-        _check_downsample(downsample, "CIFAR ResNet")
+        _check_kinds(conv, downsample, "CIFAR ResNet")
         n = (depth - 2) // 6
-        mult = 4 if conv.endswith("sp") else 1
+        mult = CONV_KIND_TABLE[conv].channel_multiple
         why = f"conv={conv!r} splits channels into 4 padding groups" if mult > 1 else ""
         widths = [scaled(b, width, mult, why) for b in (16, 32, 64)]
         self.depth, self.conv_kind, self.downsample_kind = depth, conv, downsample
-        self.stem = nn.Sequential(spatial_conv(conv, in_channels, widths[0]), nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True))
+        self.stem = nn.Sequential(create_conv(conv, in_channels, widths[0]), nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True))
         blocks: list[nn.Module] = []
         in_ch = widths[0]
         for s, w in enumerate(widths):
             for b in range(n):
-                stride = 2 if (s > 0 and b == 0) else 1
-                blocks.append(BasicBlock(in_ch, w, stride, conv, downsample, filt_size))
+                blocks.append(BasicBlock(in_ch, w, 2 if (s > 0 and b == 0) else 1, conv, downsample, filt_size))
                 in_ch = w
-        self.layers = nn.Sequential(*blocks)
+        self.layers = nn.Sequential(*blocks)  # flat, as in every saved checkpoint
+        self.feature_info = [dict(num_chs=w, reduction=2 ** s, module=f"layers.{(s + 1) * n - 1}")
+                             for s, w in enumerate(widths)]
+        self._stage_ends = tuple((s + 1) * n - 1 for s in range(3))
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(in_ch, num_classes)
         init_weights(self)
+
+    def forward_blocks(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Output of every residual block, in order (3n tensors)."""
+        x = self.stem(x)
+        outs = []
+        for block in self.layers:
+            x = block(x)
+            outs.append(x)
+        return outs
+
+    def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Output of each stage (its last block): sizes H, H/2, H/4 (``feature_info`` order)."""
+        outs = self.forward_blocks(x)
+        return [outs[i] for i in self._stage_ends]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.layers(self.stem(x))
         return self.fc(torch.flatten(self.pool(x), 1))
 
 
-def _resnet(depth: int, num_classes: int, in_channels: int, conv: str, downsample: str, filt_size: int, width: float) -> CifarResNet:
-    return CifarResNet(depth, num_classes, in_channels, conv=conv, downsample=downsample, filt_size=filt_size, width=width)
-
-
 @register_model
 def resnet(num_classes: int = 10, in_channels: int = 3, depth: int = 20, conv: str = "c3",
            downsample: str = "strided", filt_size: int = 4, width: float = 1.0) -> CifarResNet:
     """CIFAR ResNet of any depth 6n+2 (ValueError otherwise)."""
-    return _resnet(depth, num_classes, in_channels, conv, downsample, filt_size, width)
+    return CifarResNet(depth, num_classes, in_channels, conv=conv, downsample=downsample, filt_size=filt_size, width=width)
 
 
-@register_model
-def resnet20(num_classes: int = 10, in_channels: int = 3, conv: str = "c3", downsample: str = "strided",
-             filt_size: int = 4, width: float = 1.0) -> CifarResNet:
-    """ResNet-20 (n=3): 0.27 M params with C3."""
-    return _resnet(20, num_classes, in_channels, conv, downsample, filt_size, width)
+def _register_depth(depth: int, doc: str):
+    """Register ``resnet<depth>``: the ``resnet`` builder with ``depth`` fixed (timm-style entry point)."""
+    def builder(num_classes: int = 10, in_channels: int = 3, conv: str = "c3", downsample: str = "strided",
+                filt_size: int = 4, width: float = 1.0) -> CifarResNet:
+        return resnet(num_classes, in_channels, depth, conv, downsample, filt_size, width)
+    builder.__name__ = builder.__qualname__ = f"resnet{depth}"
+    builder.__doc__ = doc
+    return register_model(builder)
 
 
-@register_model
-def resnet32(num_classes: int = 10, in_channels: int = 3, conv: str = "c3", downsample: str = "strided",
-             filt_size: int = 4, width: float = 1.0) -> CifarResNet:
-    """ResNet-32 (n=5)."""
-    return _resnet(32, num_classes, in_channels, conv, downsample, filt_size, width)
-
-
-@register_model
-def resnet38(num_classes: int = 10, in_channels: int = 3, conv: str = "c3", downsample: str = "strided",
-             filt_size: int = 4, width: float = 1.0) -> CifarResNet:
-    """ResNet-38 (n=6), the second point of the poster's kernel-size sweep."""
-    return _resnet(38, num_classes, in_channels, conv, downsample, filt_size, width)
-
-
-@register_model
-def resnet44(num_classes: int = 10, in_channels: int = 3, conv: str = "c3", downsample: str = "strided",
-             filt_size: int = 4, width: float = 1.0) -> CifarResNet:
-    """ResNet-44 (n=7)."""
-    return _resnet(44, num_classes, in_channels, conv, downsample, filt_size, width)
-
-
-@register_model
-def resnet56(num_classes: int = 10, in_channels: int = 3, conv: str = "c3", downsample: str = "strided",
-             filt_size: int = 4, width: float = 1.0) -> CifarResNet:
-    """ResNet-56 (n=9): the net of the poster's feature-drift figure."""
-    return _resnet(56, num_classes, in_channels, conv, downsample, filt_size, width)
-
-
-@register_model
-def resnet110(num_classes: int = 10, in_channels: int = 3, conv: str = "c3", downsample: str = "strided",
-              filt_size: int = 4, width: float = 1.0) -> CifarResNet:
-    """ResNet-110 (n=18)."""
-    return _resnet(110, num_classes, in_channels, conv, downsample, filt_size, width)
+resnet20 = _register_depth(20, "ResNet-20 (n=3): 0.27 M params with C3.")
+resnet32 = _register_depth(32, "ResNet-32 (n=5).")
+resnet38 = _register_depth(38, "ResNet-38 (n=6), the second point of the poster's kernel-size sweep.")
+resnet44 = _register_depth(44, "ResNet-44 (n=7).")
+resnet56 = _register_depth(56, "ResNet-56 (n=9): the net of the poster's feature-drift figure.")
+resnet110 = _register_depth(110, "ResNet-110 (n=18).")
 
 
 class PlainNet(nn.Module):
@@ -212,9 +197,8 @@ class PlainNet(nn.Module):
             raise ValueError(f"plain net depth (number of conv layers) must be an int >= 3, got {depth}")
         if not isinstance(width, int) or width < 1:
             raise ValueError(f"plain net width must be a positive int (channels of stage 1), got {width}")
-        check_choice("conv kind", conv, SPATIAL_KINDS)
-        _check_downsample(downsample, "plain net")
-        if conv.endswith("sp") and width % 4:
+        _check_kinds(conv, downsample, "plain net")
+        if width % CONV_KIND_TABLE[conv].channel_multiple:
             raise ValueError(f"conv={conv!r} needs width divisible by 4, got {width}")
         layers: list[nn.Module] = []
         in_ch = in_channels
@@ -222,10 +206,10 @@ class PlainNet(nn.Module):
             w = width * 2 ** s
             for i in range(depth // 3 + (s < depth % 3)):
                 stride = 2 if (s > 0 and i == 0) else 1
-                blur = stride != 1 and downsample == "blurpool"
-                layers += [spatial_conv(conv, in_ch, w, stride=1 if blur else stride), nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
-                if blur:
-                    layers.append(create_downsample("blurpool", w, stride=stride, filt_size=filt_size))
+                aa = create_downsample(downsample, w, stride=stride, filt_size=filt_size)
+                layers += [create_conv(conv, in_ch, w, stride=conv_stride_for(downsample, stride)),
+                           nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
+                layers += [] if isinstance(aa, nn.Identity) else [aa]  # keeps the state-dict keys
                 in_ch = w
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)

@@ -10,7 +10,7 @@ PROFILE=${1:-quick}
 case "$PROFILE" in quick|paper) ;; *) echo "usage: $0 quick|paper" >&2; exit 2 ;; esac
 
 # training-free claims (seconds each); their outputs are committed under results/
-for exp in even_drift even_erosion dilation_degeneration conv_arithmetic; do
+for exp in even_drift even_erosion dilation_degeneration conv_arithmetic paper_tables; do
   python train.py experiment=$exp logger=none hydra.run.dir=results/$exp
   rm -rf results/$exp/.hydra results/$exp/train.log results/$exp/checkpoints results/$exp/wandb
 done

@@ -67,8 +67,8 @@ def trained_drift_verdict(m: dict) -> tuple[str, str]:
 
 def paper_tables_verdict(m: dict) -> tuple[str, str]:
     ok = m["n_params_match"] == m["n_params_rows"] and m["n_unexplained"] == 0
-    rednet = ", ".join(f"{d}: {m[f'rednet{d}_macs_g']:.3f} G ({m[f'rednet{d}_macs_ptflops_agg_g']:.3f} G mmcv-style "
-                       f"+ aggregation)" for d in (26, 50) if f"rednet{d}_macs_g" in m)
+    rednet = ", ".join(f"RedNet-{d} {m[f'rednet{d}_macs_g']:.3f} G (mmcv + aggregation {m[f'rednet{d}_macs_mmcv_agg_g']:.3f} G)"
+                       for d in (26, 50) if f"rednet{d}_macs_g" in m)
     partly = f"partly reproduced: {m['n_match']}/{m['n_rows']} rows"
     return (f"{m['n_params_match']}/{m['n_params_rows']} params and {m['n_macs_match']}/{m['n_macs_rows']} MACs rows "
             f"within the printed precision, {m['n_unexplained']} mismatches unexplained "

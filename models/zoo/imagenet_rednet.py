@@ -8,7 +8,9 @@ CIFAR ``rednet26`` / ``rednet38`` of ``bottleneck_cifar`` (32x32 stems, quarter 
 Layout (224x224 input, PAPERS.md 3.2):
 
 * stem: 3x3 conv /2 (3 -> 32) + BN-ReLU, ``Involution2d(32, K=3)``, BN-ReLU, 3x3 conv (32 -> 64) +
-  BN-ReLU, 3x3/2 max-pool (56x56);
+  BN-ReLU, 3x3/2 max-pool (56x56). ``stem_kernel_size`` changes the stem involution's K (3 as
+  PAPERS.md 3.2 reads rednet.py; 7 is the candidate that reproduces every README figure, see
+  experiments/paper_tables.yaml);
 * four stages of bottlenecks, blocks (1,2,4,1) / (2,3,5,2) / (3,4,6,3) / (3,4,23,3) / (3,8,36,3),
   mid widths 64/128/256/512, expansion 4, strides 1/2/2/2 on the spatial op (mmcls "pytorch"
   style): 1x1 -> BN-ReLU -> ``Involution2d(mid, K=7, stride)`` -> BN-ReLU -> 1x1 -> BN, shortcut
@@ -45,14 +47,16 @@ class RedNet(nn.Module):
     """ImageNet RedNet of the given depth (``REDNET_LAYOUTS``), see the module docstring."""
 
     def __init__(self, depth: int = 50, num_classes: int = 1000, in_channels: int = 3, kernel_size: int = 7,
-                 group_channels: int = 16, reduction_ratio: int = 4, stem_channels: int = 64) -> None:
+                 group_channels: int = 16, reduction_ratio: int = 4, stem_channels: int = 64,
+                 stem_kernel_size: int = 3) -> None:
         super().__init__()
         if depth not in REDNET_LAYOUTS:
             raise ValueError(f"RedNet depth must be one of {sorted(REDNET_LAYOUTS)}, got {depth}")
         half = stem_channels // 2
         self.stem = nn.Sequential(
             *_conv_bn_relu(in_channels, half, stride=2),
-            Involution2d(half, kernel_size=3, stride=1, group_channels=group_channels, reduction_ratio=reduction_ratio),
+            Involution2d(half, kernel_size=stem_kernel_size, stride=1, group_channels=group_channels,
+                         reduction_ratio=reduction_ratio),
             nn.BatchNorm2d(half), nn.ReLU(inplace=True),
             *_conv_bn_relu(half, stem_channels),
             nn.MaxPool2d(3, 2, 1),
@@ -80,8 +84,9 @@ class RedNet(nn.Module):
 
 def _rednet(depth: int):
     def build(num_classes: int = 1000, in_channels: int = 3, kernel_size: int = 7, group_channels: int = 16,
-              reduction_ratio: int = 4) -> RedNet:
-        return RedNet(depth, num_classes, in_channels, kernel_size, group_channels, reduction_ratio)
+              reduction_ratio: int = 4, stem_kernel_size: int = 3) -> RedNet:
+        return RedNet(depth, num_classes, in_channels, kernel_size, group_channels, reduction_ratio,
+                      stem_kernel_size=stem_kernel_size)
 
     build.__name__ = f"imagenet_rednet{depth}"
     build.__doc__ = f"ImageNet RedNet-{depth} (blocks {REDNET_LAYOUTS[depth]}), d-li14/involution rednet.py."

@@ -46,12 +46,13 @@ def half_unit(printed: str) -> float:
 
 def aggregation_macs(model: torch.nn.Module, input_size=(3, 224, 224)) -> int:
     """MACs of every involution aggregation (profile's ``C*K*K`` per output pixel), from profile's per-module counts."""
-    per = profile(model, input_size)["per_module"]
+    prof = profile(model, input_size)
+    per = {**prof["per_module"], "": prof["macs"]}
     total = 0
     for name, m in model.named_modules():
         if isinstance(m, Involution2d):
-            gen = sum(per.get(f"{name}.{c}", 0) for c in ("conv1", "conv2"))
-            total += per[name] - gen
+            sub = f"{name}." if name else ""
+            total += per[name] - sum(per.get(f"{sub}{c}", 0) for c in ("conv1", "conv2"))
     return total
 
 

@@ -157,3 +157,21 @@ def test_paper_tables_probe_flags_a_wrong_number(tmp_path):
     assert got[("ResNet-50 C3 (wrong)", "params")] == "mismatch (unexplained)"
     assert m["n_rows"] == 5 and m["n_match"] == 4 and m["n_unexplained"] == 1
     assert (out / "paper_tables.md").exists() and (out / "paper_tables.png").exists()
+
+
+def test_mmcv_convention_counts_bias_bn_relu_pool_but_not_the_aggregation():
+    """``mmcv_macs`` (mmcls' get_flops convention): conv MACs + bias, BN 2/element, ReLU and pooling 1/element."""
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=True), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2))
+    px = 8 * 8
+    expected = 3 * 8 * 9 * px + 8 * px + 2 * 8 * px + 8 * px + 8 * px
+    assert paper_tables.mmcv_macs(net, (3, 8, 8)) == expected
+    assert paper_tables.mmcv_macs(net, (3, 8, 8), pools=False) == expected - 8 * px
+    inv = Involution2d(32, kernel_size=7)
+    gen = 32 * 8 + 2 * 8 + 8 + 8 * 49 * 2 + 49 * 2  # conv1, BN, ReLU, conv2 + bias per pixel; G = 2
+    assert paper_tables.mmcv_macs(inv, (32, 8, 8)) == gen * px  # the aggregation is invisible to it
+    assert paper_tables.aggregation_macs(inv, (32, 8, 8)) == 32 * 49 * px
+
+
+def test_rednet_stem_kernel_size_only_changes_the_stem_involution():
+    a, b = create_model("imagenet_rednet26"), create_model("imagenet_rednet26", stem_kernel_size=7)
+    assert count_params(b) - count_params(a) == (49 - 9) * 2 * (8 + 1)  # conv2: 8 -> K*K*G outputs, + bias

@@ -83,14 +83,15 @@ def test_even_kernels_sweep_and_report(tmp_path):
     # RESULTS.md from these runs + the committed probe results: every claim has a row and a verdict
     from experiments.results_md import render, update_readme
 
-    for probe in ("even_drift", "even_erosion", "dilation_degeneration", "conv_arithmetic"):
+    for probe in ("even_drift", "even_erosion", "dilation_degeneration", "conv_arithmetic", "paper_tables"):
         shutil.copytree(ROOT / "results" / probe, tmp_path / "results" / probe)
     text = render(tmp_path / "results", sections)
     rows = {line.split("|")[1].strip(): line.split("|")[3].strip() for line in text.splitlines()
             if line.startswith("| ") and line.count("|") == 4 and "claim" not in line}
     assert set(rows) == {"even_drift", "even_erosion", "trained_drift", "even_kernels", "conv_arithmetic", "octave", "blurpool",
-                         "rednet", "dilation_degeneration"}
+                         "rednet", "dilation_degeneration", "paper_tables"}
     assert rows["even_drift"] == rows["dilation_degeneration"] == "reproduced"
+    assert rows["paper_tables"] != "not run"
     assert "inconclusive" in rows["even_kernels"] or "reproduced" in rows["even_kernels"]
     assert rows["blurpool"] == rows["trained_drift"] == "not run" and "results/even_kernels/error_vs_params.png" in text
     readme = tmp_path / "README.md"

@@ -3,7 +3,8 @@ even-sized kernels and symmetric padding" (NeurIPS 2019): ``conv="c2sp"`` replac
 layer's 3x3 conv by ``create_conv("c2sp")`` (2x2, symmetric padding), as the poster's ImageNet
 DenseNet-121 C2sp row (PAPERS.md 1.4: 8.0 M / 2834 M for C3, 6.7 M / 2143 M for C2sp).
 
-Layout (torchvision ``densenet121`` / Huang et al. Table 1; ``boluoweifenda/CNN`` keeps it):
+Layout (torchvision ``densenet121`` / Huang et al. Table 1; the poster's C3 row, 8.0 M / 2834 M, is
+exactly this net; PAPERS.md does not describe the official DenseNet code):
 7x7/2 conv stem (64) + BN-ReLU + 3x3/2 max-pool; dense blocks of 6/12/24/16 layers, growth 32,
 bottleneck width 4 x 32 = 128: BN-ReLU-1x1 (-> 128) -BN-ReLU-k x k (-> 32), concatenated; transitions
 BN-ReLU-1x1 (halve channels) then AvgPool 2x2/2 (conv-then-pool: the poster's 2834 M MACs need

@@ -17,9 +17,10 @@ with the variants of three documents, all from our layers:
   conv2 runs at stride 1 and BlurPool(s2) precedes conv3; shortcuts are BlurPool(s2) + 1x1 conv +
   BN. No parameters are added (ResNet-18: 11,689,512 = torchvision's).
 
-``preact=False`` (default for ``downsample != "avgpool"``) is the torchvision/adobe post-activation
-layout; the even-kernel variants use ``downsample="avgpool"`` (the official code's AvgPool-then-conv)
-and the pre-activation bottleneck. Input 224x224 (any size divisible by 32 works).
+``downsample="strided"`` / ``"blurpool"`` build the post-activation torchvision / antialiased_cnns
+blocks; ``downsample="avgpool"`` builds boluoweifenda/CNN's pre-activation bottlenecks (AvgPool-then-conv
+everywhere), the layout whose counts match the poster (25.5 M; torchvision's post-activation net has
+25.56 M). Input 224x224 (any size divisible by 32 works).
 """
 from __future__ import annotations
 

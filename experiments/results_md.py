@@ -72,7 +72,8 @@ def paper_tables_verdict(m: dict) -> tuple[str, str]:
     partly = f"partly reproduced: {m['n_match']}/{m['n_rows']} rows"
     return (f"{m['n_params_match']}/{m['n_params_rows']} params and {m['n_macs_match']}/{m['n_macs_rows']} MACs rows "
             f"within the printed precision, {m['n_unexplained']} mismatches unexplained "
-            f"(results/paper_tables/paper_tables.md); RedNet MACs {rednet}",
+            f"(results/paper_tables/paper_tables.md); RedNet MACs {rednet}; a 7x7 stem involution (unverified "
+            f"candidate) fits {m.get('n_rednet_stem7_match', 0)}/{m.get('n_rednet_rows', 0)} RedNet figures",
             ("reproduced" if ok else partly) + " (rule: every params row within printed precision; every MACs row "
             "within it or carrying an explained counting convention)")
 

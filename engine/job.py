@@ -120,7 +120,8 @@ def _write_record(cfg: DictConfig, metrics: dict[str, Any]) -> None:
     """A finished (ok or failed) trained run leaves its record under ``paths.records_dir``."""
     if cfg.task != "train" or not cfg.trainer.get("record", True) or metrics["status"] not in ("ok", "failed"):
         return
-    record = records.make_record(cfg, metrics, metrics.get("history", []), records.overrides())
+    record = records.make_record(cfg, metrics, metrics.get("history", []), records.overrides(),
+                                 records.small_tables(cfg.paths.output_dir))
     log.info("run record: %s", records.write_record(cfg.paths.records_dir, record, cfg))
 
 

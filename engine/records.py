@@ -12,6 +12,7 @@ layout, logging, labels and execution details (``IGNORED``), and keeps only the 
 """
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import subprocess
@@ -110,15 +111,24 @@ def overrides() -> list[str]:
     return [o for o in HydraConfig.get().overrides.task if not o.startswith(("hydra.", "hydra/"))]
 
 
-def make_record(cfg: DictConfig, metrics: dict[str, Any], history: list[dict], run_overrides: list[str]
-                ) -> dict[str, Any]:
+MAX_TABLE_BYTES = 16384  # small evaluator tables (e.g. diagonal_stability.csv) travel inside the record
+
+
+def small_tables(run_dir: str | Path) -> dict[str, list[dict[str, str]]]:
+    """The CSV files directly in ``run_dir`` under ``MAX_TABLE_BYTES``, as rows."""
+    return {p.name: list(csv.DictReader(open(p))) for p in sorted(Path(run_dir).glob("*.csv"))
+            if p.stat().st_size <= MAX_TABLE_BYTES}
+
+
+def make_record(cfg: DictConfig, metrics: dict[str, Any], history: list[dict], run_overrides: list[str],
+                artifacts: dict[str, list[dict]] | None = None) -> dict[str, Any]:
     """The record of one run: everything the report needs, nothing it could not commit."""
     final = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool)) or v is None}
     return {"schema": SCHEMA, "status": final.pop("status", "ok"), "config_hash": config_hash(cfg),
             "experiment": cfg.get("experiment_name") or "default", "profile": cfg.get("profile_name") or "default",
             "variant": cfg.get("variant") or "", "seed": cfg.seed, "overrides": list(run_overrides),
             "metrics": final, "history": history, "git": git_state(), "hardware": final.get("hardware"),
-            "date": final.get("date"), "config": training_config(cfg)}
+            "date": final.get("date"), "config": training_config(cfg), "artifacts": artifacts or {}}
 
 
 def write_record(records_dir: str | Path, record: dict[str, Any], cfg: DictConfig) -> Path:

@@ -5,7 +5,8 @@ the baseline B on a metric over independent seeds. Let d = mean(A) - mean(B) in 
 direction, with a two-sided 95% Welch t interval.
 - ``reproduced``: the interval lies entirely on the claimed side of 0;
 - ``not reproduced``: the interval lies entirely on the other side (the opposite holds);
-- ``inconclusive``: the interval contains 0 (or n < 2 for either side).
+- ``inconclusive``: the interval contains 0.
+With n < 2 on a side there is no interval and no verdict (``NO_INTERVAL``).
 
 Claims of the form "A reaches B" (not worse) use a non-inferiority margin m instead
 (``verdict_not_worse``): ``reproduced`` if the lower bound of mean(A) - mean(B) is above -m,
@@ -60,10 +61,20 @@ def welch_ci(a: list[float], b: list[float], level: float = 0.95) -> tuple[float
     return contrast_ci([a, b], [1.0, -1.0], level)
 
 
+VERDICTS = ("reproduced", "not reproduced", "inconclusive")
+NO_INTERVAL = "no verdict: n < 2 on a side, no interval"
+
+
 def _rule(lo: float, hi: float) -> str:
     if math.isnan(lo):
-        return "inconclusive"
+        return NO_INTERVAL
     return "reproduced" if lo > 0 else "not reproduced" if hi < 0 else "inconclusive"
+
+
+def _not_worse_rule(lo: float, hi: float, margin: float) -> str:
+    if math.isnan(lo):
+        return NO_INTERVAL
+    return "reproduced" if lo > -margin else "not reproduced" if hi < 0 else "inconclusive"
 
 
 def verdict(better: list[float], baseline: list[float], higher_is_better: bool = True) -> dict:
@@ -86,12 +97,13 @@ def verdict_gap_grows(a1: list[float], b1: list[float], a2: list[float], b2: lis
 def verdict_not_worse(a: list[float], b: list[float], margin: float) -> dict:
     """Non-inferiority of A to B with ``margin`` (same units as the metric, higher is better)."""
     diff, lo, hi = welch_ci(a, b)
-    if math.isnan(lo):
-        v = "inconclusive"
-    elif lo > -margin:
-        v = "reproduced"
-    elif hi < 0:
-        v = "not reproduced"
-    else:
-        v = "inconclusive"
-    return {"diff": diff, "ci_low": lo, "ci_high": hi, "verdict": v, "n_a": len(a), "n_b": len(b)}
+    return {"diff": diff, "ci_low": lo, "ci_high": hi, "verdict": _not_worse_rule(lo, hi, margin),
+            "n_a": len(a), "n_b": len(b)}
+
+
+def verdict_not_worse_than_curve(a: list[float], b1: list[float], b2: list[float], w: float, margin: float) -> dict:
+    """Non-inferiority of A to the interpolation ``w * mean(b1) + (1 - w) * mean(b2)`` of a curve
+    (e.g. C3's accuracy at C2sp-56's params, interpolated in log-params between two depths)."""
+    diff, lo, hi = contrast_ci([a, b1, b2], [1.0, -w, -(1.0 - w)])
+    return {"diff": diff, "ci_low": lo, "ci_high": hi, "verdict": _not_worse_rule(lo, hi, margin),
+            "n_a": len(a), "n_b": min(len(b1), len(b2))}

@@ -10,8 +10,8 @@ claim and number from ``experiments/claims.yaml``.
 
 Every notebook reads two environment variables (relative paths are taken from the repo root):
 ``RESULTS_DIR`` (default ``results``: the committed training-free probe outputs) and ``RUNS_DIR``
-(default ``multirun``: trained sweeps, read with ``experiments.report.collect``). A trained claim
-without runs prints how to produce them and the notebook goes on.
+(default ``results/records``: the committed run records, read with ``experiments.runs.collect``). A trained
+claim without records prints how to produce them and the notebook goes on.
 """
 from __future__ import annotations
 
@@ -38,13 +38,13 @@ while not (ROOT / "train.py").exists():
     ROOT = ROOT.parent
 sys.path.insert(0, str(ROOT))
 RESULTS_DIR = ROOT / os.environ.get("RESULTS_DIR", "results")  # training-free probe outputs
-RUNS_DIR = ROOT / os.environ.get("RUNS_DIR", "multirun")  # trained sweeps (searched recursively)
+RUNS_DIR = ROOT / os.environ.get("RUNS_DIR", "results/records")  # run records (searched recursively)
 print(f"RESULTS_DIR = {RESULTS_DIR}\\nRUNS_DIR = {RUNS_DIR}")'''
 
 HELPERS = '''\
 import csv, math, tempfile
 import matplotlib.pyplot as plt
-from experiments import report  # sets the Agg backend: switch back to inline plots below
+from experiments import report, rules, runs  # sets the Agg backend: switch back to inline plots below
 %matplotlib inline
 
 
@@ -68,14 +68,18 @@ def show(rows, cols):
         print("  ".join(v.rjust(w) for v, w in zip(line, widths)))
 
 
-def load_runs(experiment):
-    """Finished training runs of one experiment under RUNS_DIR (experiments.report.collect)."""
-    ok, failed = report.collect([RUNS_DIR]) if RUNS_DIR.exists() else ([], [])
-    rows = [r for r in ok if r["experiment"] == experiment]
-    n_failed = sum(r["experiment"] == experiment for r in failed)
-    print(f"{experiment}: {len(rows)} finished runs under {RUNS_DIR}" + (f" ({n_failed} failed, left out)" if n_failed else ""))
+def load_runs(experiment, profile=None):
+    """Finished runs of one experiment (one profile: the best one recorded) under RUNS_DIR (experiments.runs)."""
+    ok, failed = runs.collect([RUNS_DIR]) if RUNS_DIR.exists() else ([], [])
+    ok = [r for r in ok if r["experiment"] == experiment]
+    recorded = [p for p in report.PROFILES if any(r["profile"] == p for r in ok)]
+    profile = profile or (recorded[0] if recorded else next(iter({r["profile"] for r in ok}), None))
+    rows = [r for r in ok if r["profile"] == profile]
+    n_failed = sum(r["experiment"] == experiment and r["profile"] == profile for r in failed)
+    print(f"{experiment}: {len(rows)} finished runs of profile {profile} under {RUNS_DIR}"
+          + (f" ({n_failed} failed, left out)" if n_failed else ""))
     if not rows:
-        print(f"no runs found under {RUNS_DIR}; run: python train.py -m experiment={experiment} profile=quick")
+        print(f"no runs found under {RUNS_DIR}; run: python train.py -m experiment={experiment} profile=standard")
     return rows'''
 
 
@@ -86,7 +90,7 @@ def claim_md(title: str, names: list[str], claims: dict) -> str:
         lines += [f"**`{name}`** (document {c['doc']}, {c['paper']})", "", f"> **Claim.** {c['claim']}", ">",
                   f"> **Paper.** {c['number']}", ""]
     lines.append("Quoted from `experiments/claims.yaml`. Parameters: `RESULTS_DIR` (committed probe outputs) and "
-                 "`RUNS_DIR` (trained sweeps) environment variables, relative to the repo root.")
+                 "`RUNS_DIR` (run records, default `results/records`) environment variables, relative to the repo root.")
     return "\n".join(lines)
 
 
@@ -117,8 +121,8 @@ show(sorted((r for r in erosion if r["layer"] == last), key=lambda r: -r["q"]), 
 
 EVEN_TABLE = '''\
 rows = load_runs("even_kernels")
-if rows:  # the same table and verdicts as RESULTS.md (experiments.report.even_kernels)
-    table, verdicts, _ = report.even_kernels(rows, Path(tempfile.mkdtemp()))
+if rows:  # the same table and verdicts as RESULTS.md (experiments.rules.even_kernels)
+    table, verdicts, _ = rules.even_kernels(rows, {})
     show(table, ["model", "conv", "n", "params", "macs", "test_err_mean", "test_err_std"])
     print()
     show(verdicts, ["claim", "diff", "ci_low", "ci_high", "verdict"])'''
@@ -160,7 +164,7 @@ ax.legend(); ax.grid(alpha=0.3); plt.show()'''
 OCTAVE_TRAINED = '''\
 rows = load_runs("octave")
 if rows:
-    table = report.summary_table(rows, ("model", "alpha"), ("test_acc", "step_img_s", "saved_activation_mb"))
+    table = rules.summary_table(rows, ("model", "alpha"), ("test_acc", "step_img_s", "saved_activation_mb"))
     show(table, ["model", "alpha", "n", "params", "macs", "test_acc_mean", "test_acc_std", "step_img_s_mean",
                  "saved_activation_mb_mean"])
     table.sort(key=lambda r: r["alpha"])
@@ -174,8 +178,8 @@ if rows:
 # ------------------------------------------------------------------ 002: BlurPool
 BLUR_TABLE = '''\
 rows = load_runs("blurpool")
-if rows:  # the same table and verdicts as RESULTS.md (experiments.report.blurpool)
-    table, verdicts, _ = report.blurpool(rows, Path(tempfile.mkdtemp()))
+if rows:  # the same table and verdicts as RESULTS.md (experiments.rules.blurpool)
+    table, verdicts, _ = rules.blurpool(rows, {})
     show(table, ["model", "augment", "filt_size", "n", "test_acc_mean", "consistency_circular_mean",
                  "consistency_translate_mean"])
     print()
@@ -232,7 +236,7 @@ ax.legend(); ax.grid(alpha=0.3); plt.show()'''
 REDNET_TRAINED = '''\
 rows = load_runs("rednet")
 if rows:
-    table = report.summary_table(rows, ("model", "kernel_size"), ("test_acc",))
+    table = rules.summary_table(rows, ("model", "kernel_size"), ("test_acc",))
     show(table, ["model", "kernel_size", "n", "params", "macs", "test_acc_mean", "test_acc_std"])
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, key in zip(axes, ("params", "macs")):
@@ -280,7 +284,7 @@ def notebook_cells(claims: dict) -> dict[str, list[tuple[str, str]]]:
             (code, EVEN_DRIFT),
             (md, "## Information erosion (training-free, `results/even_erosion`)"),
             (code, EVEN_EROSION),
-            (md, "## Trained sweep `experiment=even_kernels` (`RUNS_DIR`)\nTest error = 100 - accuracy, mean ± std over seeds."),
+            (md, "## Trained sweep `experiment=even_kernels` (records under `RUNS_DIR`)\nTest error = 100 - accuracy, mean ± std over seeds."),
             (code, EVEN_TABLE),
             (code, EVEN_PLOT),
         ],
@@ -292,13 +296,13 @@ def notebook_cells(claims: dict) -> dict[str, list[tuple[str, str]]]:
             (code, ARITH_TABLE),
             (md, "## Octave convolution: MAC and memory ratios vs alpha"),
             (code, ARITH_OCTAVE),
-            (md, "## Trained sweep `experiment=octave` (`RUNS_DIR`)"),
+            (md, "## Trained sweep `experiment=octave` (records under `RUNS_DIR`)"),
             (code, OCTAVE_TRAINED),
         ],
         "002_blurpool.ipynb": [
             (md, claim_md("002 BlurPool: anti-aliased downsampling", ["blurpool"], claims)),
             *head,
-            (md, "## Trained sweep `experiment=blurpool` (`RUNS_DIR`)\nConsistency = % of image pairs, shifted "
+            (md, "## Trained sweep `experiment=blurpool` (records under `RUNS_DIR`)\nConsistency = % of image pairs, shifted "
                  "differently, that get the same class; mean ± std over seeds."),
             (code, BLUR_TABLE),
             (code, BLUR_PLOT),
@@ -310,7 +314,7 @@ def notebook_cells(claims: dict) -> dict[str, list[tuple[str, str]]]:
             *head,
             (md, "## Params and MACs (training-free, `models.complexity.profile`)"),
             (code, REDNET_PROFILE),
-            (md, "## Trained sweep `experiment=rednet` (`RUNS_DIR`)"),
+            (md, "## Trained sweep `experiment=rednet` (records under `RUNS_DIR`)"),
             (code, REDNET_TRAINED),
         ],
         "004_dilation.ipynb": [

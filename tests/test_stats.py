@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from experiments.stats import summarize, verdict, welch_ci
+from experiments.stats import NO_INTERVAL, summarize, verdict, verdict_not_worse_than_curve, welch_ci
 
 
 def test_summary_matches_textbook_values():
@@ -25,7 +25,7 @@ def test_verdicts_follow_the_stated_rule():
     assert verdict([92.0, 92.1, 92.2], [90.0, 90.1, 90.2])["verdict"] == "reproduced"
     assert verdict([90.0, 90.1, 90.2], [92.0, 92.1, 92.2])["verdict"] == "not reproduced"
     assert verdict([91.0, 92.0, 90.5], [91.2, 91.0, 91.9])["verdict"] == "inconclusive"
-    assert verdict([92.0], [90.0, 90.2])["verdict"] == "inconclusive"  # one seed is never a result
+    assert verdict([92.0], [90.0, 90.2])["verdict"] == NO_INTERVAL  # one seed is never a result
     # lower-is-better metrics flip the direction
     assert verdict([5.0, 5.1, 5.2], [7.0, 7.1, 7.2], higher_is_better=False)["verdict"] == "reproduced"
 
@@ -54,3 +54,12 @@ def test_not_worse_uses_the_margin():
     assert verdict_not_worse([87.0, 87.2, 87.1], same, margin=1.0)["verdict"] == "not reproduced"  # 3 pp worse
     # 2.4 pp worse with a wide interval that touches 0: not shown either way
     assert verdict_not_worse([59.0, 61.0, 57.5], [61.9, 62.7, 61.5], margin=1.0)["verdict"] == "inconclusive"
+
+
+def test_not_worse_than_an_interpolated_curve():
+    a, b1, b2 = [90.0, 90.2, 89.8], [88.0, 88.2, 87.8], [92.0, 92.2, 91.8]
+    v = verdict_not_worse_than_curve(a, b1, b2, w=0.5, margin=1.0)
+    assert v["diff"] == pytest.approx(0.0) and v["verdict"] == "reproduced"  # on the curve
+    worse = verdict_not_worse_than_curve([86.0, 86.2, 85.8], b1, b2, w=0.5, margin=1.0)
+    assert worse["diff"] == pytest.approx(-4.0) and worse["verdict"] == "not reproduced"
+    assert verdict_not_worse_than_curve([90.0], b1, b2, 0.5, 1.0)["verdict"] == NO_INTERVAL

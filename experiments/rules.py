@@ -1,0 +1,207 @@
+"""Per-claim tables and verdicts of the trained claims (the rule itself is in ``experiments.stats``).
+
+Each claim function takes the ok rows of one (experiment, profile) and the claim's entry of
+``experiments/claims.yaml`` and returns ``(table, verdicts, facts)``:
+- ``verdicts``: claims tested by the stated rule over seeds: reproduced / not reproduced / inconclusive,
+  or "no verdict: <why>" (one seed, or a net at chance level);
+- ``facts``: what holds by construction or is measured once (params, MACs, their ratios, saved
+  activations): a measured value, never a verdict.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import Any
+
+from experiments.stats import (summarize, verdict, verdict_gap_grows, verdict_not_worse,
+                               verdict_not_worse_than_curve)
+
+NOT_WORSE_MARGIN = 1.0       # pp of test accuracy: "C2sp reaches C3" = at most 1 pp worse (95% interval)
+FEWER_PARAMS = (0.5, 0.7)    # "30-50% fewer params": the params ratio of the C2sp and C3 nets compared
+CHANCE_MARGIN = 5.0          # pp above chance (100 / classes) below which a net gets no verdict
+BASELINES = {"rednet26": "bottleneck26", "rednet38": "bottleneck38"}  # RedNet -> its ResNet (same layout)
+EVEN_KINDS = ("c2", "c2sp", "c3", "c4", "c4sp", "c5")
+
+
+def group(rows, keys: tuple[str, ...]) -> dict[tuple, list[dict]]:
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        groups[tuple(r.get(k) for k in keys)].append(r)
+    return dict(sorted(groups.items(), key=lambda kv: tuple(str(x) for x in kv[0])))
+
+
+def values(rows, metric) -> list[float]:
+    return [float(r[metric]) for r in rows if isinstance(r.get(metric), (int, float)) and not math.isnan(r[metric])]
+
+
+def summary_table(rows, keys: tuple[str, ...], metrics: tuple[str, ...]) -> list[dict]:
+    """One row per cell: mean and std of each metric, n, params, MACs."""
+    table = []
+    for key, cell in group(rows, keys).items():
+        row = dict(zip(keys, key))
+        for m in metrics:
+            s = summarize(values(cell, m))
+            row.update({f"{m}_mean": s.mean, f"{m}_std": s.std})
+        row.update({"n": len(cell), "params": cell[0].get("params"), "macs": cell[0].get("macs")})
+        table.append(row)
+    return table
+
+
+def _at_chance(rows) -> float | None:
+    """The mean test accuracy of a cell within CHANCE_MARGIN of chance, else None."""
+    acc = values(rows, "test_acc")
+    classes = rows[0].get("num_classes") or 10
+    mean = sum(acc) / len(acc) if acc else float("nan")
+    return mean if acc and mean <= 100 / classes + CHANCE_MARGIN else None
+
+
+def tested(claim: str, better, base, metric: str, rule=verdict, **extra) -> dict[str, Any]:
+    """One verdict row: ``rule`` on ``metric`` over seeds, unless a net is at chance level."""
+    chance = [a for a in (_at_chance(better), _at_chance(base)) if a is not None]
+    if chance:
+        return {"claim": claim, "metric": metric, **extra, "diff": float("nan"), "ci_low": float("nan"),
+                "ci_high": float("nan"), "n_a": len(better), "n_b": len(base),
+                "verdict": f"no verdict: a net at chance level ({min(chance):.1f} % test accuracy)"}
+    higher = metric not in ("test_err",)
+    return {"claim": claim, "metric": metric, **extra,
+            **rule(values(better, metric), values(base, metric), higher_is_better=higher)}
+
+
+def fact(claim: str, metric: str, measured: float, expected: float | None = None) -> dict[str, Any]:
+    return {"claim": claim, "metric": metric, "measured": measured,
+            "expected": float("nan") if expected is None else expected}
+
+
+# ---------------------------------------------------------------- claim 000: even kernels
+def even_kernels(rows, claim: dict) -> tuple[list[dict], list[dict], list[dict]]:
+    table = summary_table(rows, ("model", "conv"), ("test_acc",))
+    paper = claim.get("paper_err", {})
+    for r in table:
+        r["test_err_mean"], r["test_err_std"] = 100 - r.pop("test_acc_mean"), r.pop("test_acc_std")
+        r["paper_err"] = paper.get(r["model"], {}).get(r["conv"], float("nan"))
+    by = group(rows, ("model", "conv"))
+    models = sorted({m for m, _ in by}, key=lambda m: min(c[0]["params"] for (mm, _), c in by.items() if mm == m))
+    verdicts = []
+    for m in models:
+        for a, b, what in (("c2sp", "c2", "C2sp beats C2 at equal params and MACs"), ("c3", "c2", "C3 beats C2"),
+                           ("c4sp", "c4", "C4sp beats C4")):
+            if (m, a) in by and (m, b) in by:
+                verdicts.append(tested(f"{m}: {what}", by[(m, a)], by[(m, b)], "test_acc", model=m))
+    return table, verdicts + _gap_grows(by, models) + _params_axis(by, models), []
+
+
+def _gap_grows(by, models) -> list[dict]:
+    both = [m for m in models if (m, "c2sp") in by and (m, "c2") in by]
+    out = []
+    for m1, m2 in zip(both, both[1:]):
+        cells = [by[(m, c)] for m in (m1, m2) for c in ("c2sp", "c2")]
+        out.append(tested(f"C2sp's gain over C2 grows from {m1} to {m2}", cells[0] + cells[2], cells[1] + cells[3],
+                          "test_acc", rule=lambda *_, **__: verdict_gap_grows(
+                              *(values(c, "test_acc") for c in cells)), model=f"{m1} -> {m2}"))
+    return out
+
+
+def _params_axis(by, models) -> list[dict]:
+    """C2sp nets against C3 nets with 30-50% more params, and against C3's curve interpolated in log-params."""
+    out, lo, hi = [], *FEWER_PARAMS
+    c3 = sorted((by[(m, "c3")][0]["params"], m) for m in models if (m, "c3") in by)
+    for a in [m for m in models if (m, "c2sp") in by]:
+        cell, p = by[(a, "c2sp")], by[(a, "c2sp")][0]["params"]
+        for pb, b in c3:
+            if lo <= p / pb <= hi:
+                out.append(tested(f"{a}-C2sp ({p / 1e6:.3f} M) reaches {b}-C3 ({pb / 1e6:.3f} M) (non-inferiority, "
+                                  f"margin {NOT_WORSE_MARGIN} pp)", cell, by[(b, "c3")], "test_acc",
+                                  rule=lambda x, y, **_: verdict_not_worse(x, y, NOT_WORSE_MARGIN), model=f"{a} vs {b}"))
+        below, above = [c for c in c3 if c[0] <= p], [c for c in c3 if c[0] > p]
+        if below and above:
+            (p1, m1), (p2, m2) = below[-1], above[0]
+            w = math.log(p2 / p) / math.log(p2 / p1)  # weight of the smaller net in log-params
+            v = verdict_not_worse_than_curve(values(cell, "test_acc"), values(by[(m1, "c3")], "test_acc"),
+                                             values(by[(m2, "c3")], "test_acc"), w, NOT_WORSE_MARGIN)
+            out.append({"claim": f"{a}-C2sp ({p / 1e6:.3f} M) reaches C3's accuracy-vs-params curve at equal params "
+                                 f"({m1}-C3 and {m2}-C3 interpolated in log-params, margin {NOT_WORSE_MARGIN} pp)",
+                        "metric": "test_acc", "model": f"{a} vs C3 curve", **v})
+    if not out:
+        out.append({"claim": "C2sp reaches C3's error with 30-50% fewer params", "metric": "test_acc",
+                    "verdict": "no verdict: needs C2sp and C3 nets at several depths"})
+    return out
+
+
+# ---------------------------------------------------------------- claim 002: BlurPool
+def blurpool(rows, claim: dict) -> tuple[list[dict], list[dict], list[dict]]:
+    metrics = ("test_acc", "consistency_circular", "consistency_translate")
+    table = summary_table(rows, ("model", "augment", "filt_size"), metrics)
+    by = group(rows, ("model", "augment", "filt_size"))
+    verdicts = []
+    for (m, aug, f), cell in by.items():
+        base = by.get((m, aug, 1))
+        if f == 1 or base is None:
+            continue
+        for metric, what in (("consistency_circular", "raises consistency (circular shifts)"),
+                             ("consistency_translate", "raises consistency (zero-padded translations)"),
+                             ("test_acc", "raises accuracy")):
+            verdicts.append(tested(f"{m} aug={aug}: BlurPool f={f} {what} vs f=1", cell, base, metric,
+                                   model=m, augment=aug, filt_size=f))
+    facts = [fact(f"{m} f={f}: params (blur filters are fixed buffers)", "params", cell[0]["params"])
+             for (m, aug, f), cell in by.items() if aug == sorted({k[1] for k in by}, key=str)[0]]
+    return table, verdicts, facts
+
+
+# ---------------------------------------------------------------- claim 003: RedNet vs ResNet
+def rednet(rows, claim: dict) -> tuple[list[dict], list[dict], list[dict]]:
+    table = summary_table(rows, ("model", "kernel_size"), ("test_acc", "step_img_s", "saved_activation_mb"))
+    by = group(rows, ("model", "kernel_size"))
+    verdicts, facts = [], []
+    for (m, k), cell in by.items():
+        base = by.get((BASELINES.get(m), None))
+        if k is None or base is None:
+            continue
+        for metric in ("params", "macs"):
+            facts.append(fact(f"{m} K={k} / {BASELINES[m]}: {metric} ratio", metric, cell[0][metric] / base[0][metric]))
+        mem = summarize(values(cell, "saved_activation_mb")).mean / summarize(values(base, "saved_activation_mb")).mean
+        facts.append(fact(f"{m} K={k} / {BASELINES[m]}: saved-activation ratio (one step, measured, not tested)",
+                          "saved activations", mem))
+        verdicts.append(tested(f"{m} K={k} is more accurate than {BASELINES[m]}", cell, base, "test_acc"))
+        verdicts.append(tested(f"{m} K={k} trains faster (img/s) than {BASELINES[m]}", cell, base, "step_img_s"))
+    return table, verdicts, facts
+
+
+# ---------------------------------------------------------------- claim 001: octave
+def octave(rows, claim: dict) -> tuple[list[dict], list[dict], list[dict]]:
+    table = summary_table(rows, ("model", "alpha"), ("test_acc", "step_img_s", "saved_activation_mb"))
+    by = group(rows, ("model", "alpha"))
+    verdicts, facts = [], []
+    for (m, a), cell in by.items():
+        base = by.get((m, 0.0))
+        if not a or base is None:
+            continue
+        mac = cell[0]["macs"] / base[0]["macs"]
+        speed = summarize(values(cell, "step_img_s")).mean / summarize(values(base, "step_img_s")).mean
+        mem = summarize(values(cell, "saved_activation_mb")).mean / summarize(values(base, "saved_activation_mb")).mean
+        facts += [fact(f"{m} alpha={a}: MAC ratio (theory: conv MACs only; measured: whole net)", "macs", mac,
+                       1 - 1.5 * a + 0.75 * a * a),
+                  fact(f"{m} alpha={a}: step-time ratio 1/(img/s ratio) vs the MAC ratio {mac:.3f} (measured)",
+                       "step time", 1 / speed, mac),
+                  fact(f"{m} alpha={a}: saved-activation ratio (theory: feature maps; measured: every tensor "
+                       "autograd saves, one step; measured, not tested)", "saved activations", mem, 1 - 0.75 * a)]
+        verdicts.append(tested(f"{m} alpha={a} trains faster (img/s) than alpha=0", cell, base, "step_img_s"))
+        verdicts.append(tested(f"{m} alpha={a} is more accurate than alpha=0", cell, base, "test_acc"))
+    return table, verdicts, facts
+
+
+# ---------------------------------------------------------------- bf16 vs fp32 (not a paper claim)
+def precision(rows, claim: dict) -> tuple[list[dict], list[dict], list[dict]]:
+    table = summary_table(rows, ("model", "variant"), ("test_acc", "train_throughput_img_s"))
+    by = group(rows, ("variant",))
+    verdicts = []
+    if ("bf16",) in by and ("fp32",) in by:
+        verdicts.append(tested("bf16 autocast loses accuracy vs fp32", by[("fp32",)], by[("bf16",)], "test_acc"))
+    return table, verdicts, []
+
+
+def generic(rows, claim: dict) -> tuple[list[dict], list[dict], list[dict]]:
+    return summary_table(rows, ("model", "variant"), ("test_acc", "train_throughput_img_s")), [], []
+
+
+CLAIMS = {"even_kernels": even_kernels, "blurpool": blurpool, "rednet": rednet, "octave": octave,
+          "precision": precision}

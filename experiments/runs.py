@@ -1,0 +1,59 @@
+"""Collect trained runs from their run records (``engine.records``) into flat rows for the report.
+
+``collect(paths)`` reads every record (``*.json`` with a ``config_hash``) under ``paths`` (default
+``results/records``) and returns ``(ok, failed)`` rows: the config keys the report groups by
+(``CONFIG_KEYS``, read from the record's resolved training config), the final metrics, and the provenance
+(git commit and dirty flag, hardware, date, the overrides that rerun the run, the record's path).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+# report key -> dotted key in the record's training config
+CONFIG_KEYS = {"model": "model.name", "conv": "model.conv", "filt_size": "model.filt_size",
+               "downsample": "model.downsample", "kernel_size": "model.kernel_size", "alpha": "model.alpha",
+               "augment": "data.augment", "dataset": "data.name", "num_classes": "data.num_classes",
+               "train_subset": "data.train_subset", "epochs": "trainer.epochs", "precision": "trainer.precision"}
+
+
+def _is_record(obj: Any) -> bool:
+    return isinstance(obj, dict) and "config_hash" in obj and "config" in obj and "status" in obj
+
+
+def read_records(paths: list[str | Path]) -> list[dict[str, Any]]:
+    """Every run record under ``paths`` (files or folders), each with its ``path``."""
+    records = []
+    for root in map(Path, paths):
+        for path in sorted([root] if root.is_file() else root.rglob("*.json")):
+            try:
+                rec = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            if _is_record(rec):
+                records.append({**rec, "path": str(path)})
+    return records
+
+
+def to_row(rec: dict[str, Any]) -> dict[str, Any]:
+    """A flat row: config keys, metrics, provenance."""
+    cfg = OmegaConf.create(rec["config"])
+    row = {k: OmegaConf.select(cfg, v, default=None) for k, v in CONFIG_KEYS.items()}
+    row.update(rec["metrics"])
+    git = rec.get("git") or {}
+    row.update({"experiment": rec["experiment"], "profile": rec["profile"], "variant": rec["variant"],
+                "seed": rec["seed"], "status": rec["status"], "config_hash": rec["config_hash"],
+                "record": rec["path"], "overrides": " ".join(rec.get("overrides", [])),
+                "git_commit": (git.get("commit") or "unknown")[:10] + ("+dirty" if git.get("dirty") else ""),
+                "hardware": rec.get("hardware") or "unknown", "date": rec.get("date") or "",
+                "backfilled": bool(rec.get("backfilled")), "artifacts": rec.get("artifacts") or {}})
+    return row
+
+
+def collect(paths: list[str | Path]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(ok rows, failed rows) of the trained runs recorded under ``paths``."""
+    rows = [to_row(r) for r in read_records(paths) if r["config"].get("task", "train") == "train"]
+    return [r for r in rows if r["status"] == "ok"], [r for r in rows if r["status"] != "ok"]

@@ -1,0 +1,54 @@
+"""Time-to-accuracy of a recorded run: epochs, wall time and img/s until the validation accuracy first
+reaches a target, from the run record's per-epoch history (engine/records.py).
+
+    python train.py experiment=even_kernels profile=standard model.conv=c3 seed=0   # writes the record
+    python scripts/time_to_accuracy.py results/records/standard/even_kernels/resnet20-c3-seed0-*.json \
+        [--target 88.0]
+
+Without --target the target is the run's own final validation accuracy minus 1.5 pp. Every number comes
+from the record, with its hardware, commit and date.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def report(record: dict, target: float | None) -> list[str]:
+    hist, m = record["history"], record["metrics"]
+    if not hist:
+        raise SystemExit(f"time_to_accuracy: {record['path']} has no per-epoch history")
+    target = hist[-1]["val_acc"] - 1.5 if target is None else target
+    lines = [f"record {record['path']}", f"  config {record['config_hash']}, commit {record['git']['commit']}"
+             f"{' (dirty)' if record['git']['dirty'] else ''}, {record['hardware']}, {record['date']} UTC",
+             f"  rerun: python train.py {' '.join(record['overrides'])}", "",
+             "epoch  val_acc  train_s(cum)  img/s"]
+    cum, reached = 0.0, None
+    for row in hist:
+        cum += row["epoch_time_s"]
+        lines.append(f"{row['epoch']:5d}  {row['val_acc']:7.2f}  {cum:12.0f}  {row['throughput_img_s']:5.0f}")
+        if reached is None and row["val_acc"] >= target:
+            reached = (row["epoch"], cum)
+    lines += ["", f"final: test_acc {m['test_acc']:.2f} % (single view), val_acc {hist[-1]['val_acc']:.2f} %, "
+              f"{len(hist)} epochs, train time {cum / 60:.1f} min, wall time {m['wall_time_s'] / 60:.1f} min, "
+              f"{m['train_throughput_img_s']:.0f} img/s"]
+    lines.append(f"target val_acc >= {target:.2f} %: " + (
+        f"reached at epoch {reached[0]} after {reached[1] / 60:.1f} min of training" if reached else "not reached"))
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("records", nargs="+", type=Path)
+    ap.add_argument("--target", type=float, default=None, help="validation accuracy (%%) to reach")
+    args = ap.parse_args()
+    for path in args.records:
+        record = {**json.loads(path.read_text()), "path": str(path)}
+        print("\n".join(report(record, args.target)), end="\n\n")
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

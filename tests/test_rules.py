@@ -1,0 +1,38 @@
+"""Report rules on inputs whose verdict is known, including inputs that must not get one."""
+from __future__ import annotations
+
+from experiments import rules
+from experiments.report import tally
+
+
+def _rows(accs, **keys):
+    return [{"test_acc": a, "num_classes": 10, "params": 100, "macs": 10, **keys} for a in accs]
+
+
+def test_a_clear_gain_is_reproduced_and_a_clear_loss_is_not():
+    better, base = _rows([91.0, 91.2, 90.9]), _rows([88.0, 88.3, 87.9])
+    assert rules.tested("x", better, base, "test_acc")["verdict"] == "reproduced"
+    assert rules.tested("x", base, better, "test_acc")["verdict"] == "not reproduced"
+    assert rules.tested("x", better, _rows([91.3, 90.8, 91.0]), "test_acc")["verdict"] == "inconclusive"
+
+
+def test_one_seed_or_a_net_at_chance_gets_no_verdict():
+    assert rules.tested("x", _rows([91.0]), _rows([88.0, 88.3]), "test_acc")["verdict"].startswith("no verdict")
+    chance = rules.tested("x", _rows([14.0, 13.0, 12.5]), _rows([10.0, 10.2, 9.9]), "test_acc")
+    assert chance["verdict"] == "no verdict: a net at chance level (10.0 % test accuracy)"
+
+
+def test_the_tally_counts_verdicts_only():
+    rows = [{"verdict": "reproduced"}, {"verdict": "not reproduced"}, {"verdict": "no verdict: n < 2"},
+            {"verdict": "reproduced"}]
+    assert tally(rows) == "2 reproduced, 1 not reproduced"
+    assert tally([{"verdict": "no verdict: x"}]) == "no verdict yet"
+
+
+def test_params_axis_interpolates_c3_in_log_params():
+    rows = (_rows([90.0, 90.1, 89.9], model="d56", conv="c2sp", params=400)
+            + [dict(r, params=200) for r in _rows([88.0, 88.1, 87.9], model="d20", conv="c3")]
+            + [dict(r, params=800) for r in _rows([92.0, 92.1, 91.9], model="d56", conv="c3")])
+    _, verdicts, _ = rules.even_kernels(rows, {})
+    curve = next(v for v in verdicts if "curve" in v["claim"])
+    assert abs(curve["diff"]) < 1e-9 and curve["verdict"] == "reproduced"  # 400 is halfway in log2 from 200 to 800

@@ -70,9 +70,10 @@ class WandbLogger(NullLogger):
         self.run.log({key: self._wandb.Image(path)})
 
     def log_table(self, key: str, csv_path: str) -> None:
+        """Log a CSV as a ``wandb.Table``; each column is numeric only if every non-empty cell is a number."""
         with open(csv_path, newline="") as f:
-            rows = list(csv.reader(f))
-        self.run.log({key: self._wandb.Table(columns=rows[0], data=[_num(r) for r in rows[1:]])})
+            header, *rows = list(csv.reader(f))
+        self.run.log({key: self._wandb.Table(columns=header, data=_typed_columns(rows))})
 
     def set_summary(self, metrics: dict[str, Any]) -> None:
         self.run.summary.update(metrics)
@@ -81,14 +82,19 @@ class WandbLogger(NullLogger):
         self.run.finish(exit_code=exit_code)
 
 
-def _num(row: list[str]) -> list[Any]:
-    out = []
-    for v in row:
+def _typed_columns(rows: list[list[str]]) -> list[list[Any]]:
+    """The rows with one type per column, as ``wandb.Table`` requires: numbers where every non-empty cell of
+    a column parses (int if all are ints), else the text as written; empty cells become None."""
+    return [list(row) for row in zip(*(_column(list(cells)) for cells in zip(*rows)))]
+
+
+def _column(cells: list[str]) -> list[Any]:
+    for kind in (int, float):
         try:
-            out.append(float(v) if any(c in v for c in ".eE") else int(v))
+            return [kind(c) if c.strip() else None for c in cells]
         except ValueError:
-            out.append(v)
-    return out
+            continue
+    return [c if c.strip() else None for c in cells]
 
 
 def _has_netrc_key() -> bool:

@@ -13,6 +13,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+ROOT = Path(__file__).resolve().parents[1]
+
 # report key -> dotted key in the record's training config
 CONFIG_KEYS = {"model": "model.name", "conv": "model.conv", "filt_size": "model.filt_size",
                "downsample": "model.downsample", "kernel_size": "model.kernel_size", "alpha": "model.alpha",
@@ -34,8 +36,14 @@ def read_records(paths: list[str | Path]) -> list[dict[str, Any]]:
             except (OSError, json.JSONDecodeError):
                 continue
             if _is_record(rec):
-                records.append({**rec, "path": str(path)})
+                records.append({**rec, "path": _shown(path)})
     return records
+
+
+def _shown(path: Path) -> str:
+    """A record's path relative to the checkout (no machine paths in generated results)."""
+    path = path.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def to_row(rec: dict[str, Any]) -> dict[str, Any]:

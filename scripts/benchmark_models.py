@@ -1,11 +1,12 @@
 """Wall-clock vs MACs: training-step speed of model variants, interleaved in one process.
 
 The octave and involution claims are about cost; MACs are exact (``models.complexity``) but
-wall-clock is what users pay. Variants are timed round-robin (forward + backward, bf16 autocast,
-channels_last, batch 128) so machine noise hits all of them alike; ratios are to the first
-variant of each group.
+wall-clock is what users pay. Variants are timed round-robin (forward + backward, bf16 autocast or
+fp32, channels_last, batch 128) so machine noise hits all of them alike; ratios are to the first
+variant of each group. The thread count is part of every result: it heads the printed table and
+the written .md.
 
-    python scripts/benchmark_models.py [--rounds 5] [--threads 1] [--out results/benchmarks]
+    python scripts/benchmark_models.py [--rounds 5] [--threads 1] [--precision bf16] [--out results/benchmarks]
 """
 from __future__ import annotations
 
@@ -31,9 +32,9 @@ GROUPS = {
 }
 
 
-def step_time(model, x, y) -> float:
+def step_time(model, x, y, precision: str = "bf16") -> float:
     t = time.perf_counter()
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
         loss = F.cross_entropy(model(x).float(), y)
     loss.backward()
     model.zero_grad(set_to_none=True)
@@ -46,7 +47,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--groups", nargs="*", default=list(GROUPS))
-    ap.add_argument("--out", default=None, help="write model_speed.csv/.md here")
+    ap.add_argument("--precision", choices=("bf16", "fp32"), default="bf16",
+                    help="bf16 autocast (the committed numbers) or fp32; bf16 is slow where the CPU emulates it")
+    ap.add_argument("--out", default=None, help="write model_speed.csv and model_speed.md here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     x = torch.randn(args.batch, 3, 32, 32).contiguous(memory_format=torch.channels_last)
@@ -57,12 +60,12 @@ def main() -> None:
         for name, kw in GROUPS[group]:
             model = create_model(name, **kw).to(memory_format=torch.channels_last).train()
             p = profile(model, (3, 32, 32))
-            step_time(model, x, y)  # warm-up
+            step_time(model, x, y, args.precision)  # warm-up
             label = " ".join([name] + [f"{k}={v}" for k, v in kw.items()])
             variants.append((label, model, p, []))
         for _ in range(args.rounds):
             for _, model, _, times in variants:
-                times.append(step_time(model, x, y))
+                times.append(step_time(model, x, y, args.precision))
         base_t = statistics.median(variants[0][3])
         base_macs = variants[0][2]["macs"]
         for label, _, p, times in variants:
@@ -70,8 +73,9 @@ def main() -> None:
             rows.append({"group": group, "variant": label, "params": p["params"], "macs": p["macs"],
                          "mac_ratio": round(p["macs"] / base_macs, 4), "img_s": round(args.batch / t, 1),
                          "time_ratio": round(t / base_t, 4)})
-    print(f"torch {torch.__version__}, {args.threads} thread(s), batch {args.batch}, median of {args.rounds} "
-          f"interleaved rounds, forward+backward bf16 channels_last")
+    header = (f"torch {torch.__version__}, {args.threads} thread(s), batch {args.batch}, median of {args.rounds} "
+              f"interleaved rounds, forward+backward {args.precision} channels_last")
+    print(header)
     print(f"{'group':9s} {'variant':42s} {'params':>9s} {'MACs':>12s} {'MAC ratio':>9s} {'img/s':>7s} {'time ratio':>10s}")
     for r in rows:
         print(f"{r['group']:9s} {r['variant']:42s} {r['params']:9d} {r['macs']:12d} {r['mac_ratio']:9.3f} "
@@ -83,7 +87,16 @@ def main() -> None:
             w = csv.DictWriter(f, fieldnames=list(rows[0]))
             w.writeheader()
             w.writerows(rows)
-        print(f"wrote {out / 'model_speed.csv'}")
+        (out / "model_speed.md").write_text(markdown(header, rows))
+        print(f"wrote {out / 'model_speed.csv'} and {out / 'model_speed.md'}")
+
+
+def markdown(header: str, rows: list[dict]) -> str:
+    """The rows as a Markdown table under the run's settings line (torch, threads, batch, rounds)."""
+    lines = [f"Training-step speed vs MACs ({header}).", "", "| " + " | ".join(rows[0]) + " |",
+             "|" + "---|" * len(rows[0])]
+    lines += ["| " + " | ".join(str(v) for v in r.values()) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Extract the offline CIFAR-10 JPEG copy (see /work/shared/data/README.md) into the git-ignored
-# data/cifar10-jpeg, giving data/cifar10-jpeg/{train,test}/<class>/*.jpg for engine.data.image_folder.
+# Extract the offline CIFAR-10 JPEG copy into the git-ignored data/cifar10-jpeg, giving
+# data/cifar10-jpeg/{train,test}/<class>/*.jpg for engine.data.image_folder.
 #
 # Usage: scripts/prepare_cifar10_jpeg.sh [TARBALL] [DEST]
-#   TARBALL  default: $CIFAR10_JPEG_TARBALL or /work/shared/data/cifar10-jpeg.tar.gz
+#   TARBALL  default: $CIFAR10_JPEG_TARBALL, else <repo>/../shared/data/cifar10-jpeg.tar.gz (a shared/
+#            folder next to the checkout; its README.md describes the archive)
 #   DEST     default: <repo>/data/cifar10-jpeg
 # Idempotent: does nothing if DEST already holds both splits with 50000 + 10000 images.
+# Exit codes: 0 ready, 2 no tarball at TARBALL (scripts/setup.sh then goes on without it), 1 a bad archive.
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-tarball="${1:-${CIFAR10_JPEG_TARBALL:-/work/shared/data/cifar10-jpeg.tar.gz}}"
+tarball="${1:-${CIFAR10_JPEG_TARBALL:-${repo_root}/../shared/data/cifar10-jpeg.tar.gz}}"
 dest="${2:-${repo_root}/data/cifar10-jpeg}"
 
 count() { find "$1" -type f -name '*.jpg' 2>/dev/null | wc -l; }
@@ -23,7 +25,7 @@ fi
 if [[ ! -f "${tarball}" ]]; then
   echo "error: tarball not found: ${tarball}" >&2
   echo "set CIFAR10_JPEG_TARBALL or pass the path as the first argument" >&2
-  exit 1
+  exit 2
 fi
 
 # The tarball's top level is train/ and test/ (ImageFolder layout). Detect a single wrapping

@@ -10,7 +10,11 @@ if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null; 
     || echo "setup: could not install dataset-fashion-mnist; train.py will try ./data or a download" >&2
 fi
 python -m pip install -q -r requirements.txt
-if [ -f ../shared/data/cifar10-jpeg.tar.gz ] && [ ! -d data/cifar10-jpeg/train ]; then
-  bash scripts/prepare_cifar10_jpeg.sh
+# the CIFAR-10 JPEG copy (profile=quick/standard): prepare_cifar10_jpeg.sh owns where the tarball is
+rc=0; bash scripts/prepare_cifar10_jpeg.sh || rc=$?
+if [ "$rc" -eq 2 ]; then
+  echo "setup: no CIFAR-10 JPEG tarball (set CIFAR10_JPEG_TARBALL); profile=quick/standard need it" >&2
+elif [ "$rc" -ne 0 ]; then
+  exit "$rc"
 fi
 echo "setup: done"

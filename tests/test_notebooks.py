@@ -102,6 +102,7 @@ EXPECTED = {  # strings each notebook's output must contain with the tiny sweeps
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_executes(name, runs_dir, kernel_dir, monkeypatch):
     text = execute(name, runs_dir, monkeypatch, kernel_dir)
@@ -109,11 +110,13 @@ def test_notebook_executes(name, runs_dir, kernel_dir, monkeypatch):
         assert s in text, f"{name}: {s!r} not in the output:\n{text[-3000:]}"
 
 
+@pytest.mark.slow
 def test_notebook_without_runs_prints_how_to_make_them(tmp_path, kernel_dir, monkeypatch):
     text = execute("000_even_kernels.ipynb", tmp_path / "empty", monkeypatch, kernel_dir)
     assert f"no runs found under {tmp_path / 'empty'}; run: python train.py -m experiment=even_kernels profile=standard" in text
 
 
+@pytest.mark.slow
 def test_notebook_reads_the_committed_records_on_a_fresh_clone(kernel_dir, monkeypatch):
     text = execute("000_even_kernels.ipynb", ROOT / "results" / "records", monkeypatch, kernel_dir)
     assert "no runs found" not in text and "C2sp beats C2" in text

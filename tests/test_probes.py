@@ -24,6 +24,8 @@ import torch
 
 from tests.helpers import ROOT
 
+pytestmark = pytest.mark.slow  # the probes run through train.py once per module (minutes)
+
 PROBES = ("even_drift", "even_erosion", "dilation_degeneration", "conv_arithmetic")
 
 
@@ -46,7 +48,8 @@ def probe_runs(tmp_path_factory) -> dict[str, Path]:
     procs = {}
     for name in PROBES:
         out = base / name
-        args = [sys.executable, str(ROOT / "train.py"), f"experiment={name}", "logger=none", f"hydra.run.dir={out}"]
+        args = [sys.executable, str(ROOT / "train.py"), f"experiment={name}", "logger=wandb", "logger.mode=offline",
+                f"hydra.run.dir={out}"]  # the default logger: it must take every table a probe writes
         procs[name] = (out, subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                              stderr=subprocess.STDOUT, text=True))
     dirs = {}

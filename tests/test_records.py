@@ -41,6 +41,7 @@ def test_config_diff_names_the_changed_keys():
     assert config_diff(a, b) == ["optim.lr", "trainer.epochs"]
 
 
+@pytest.mark.slow
 def test_a_run_writes_a_record_and_a_recorded_sweep_skips_it(tmp_path):
     records = tmp_path / "records"
     env = {"CONVLAB_RECORDS": str(records)}
@@ -62,6 +63,7 @@ def test_a_run_writes_a_record_and_a_recorded_sweep_skips_it(tmp_path):
     assert len(list(records.rglob("*.json"))) == 2
 
 
+@pytest.mark.slow
 def test_a_failed_run_is_recorded_as_failed(tmp_path):
     records = tmp_path / "records"
     proc = run_cli(*TINY, "optim.lr=1e12", "trainer.label_smoothing=0.0", run_dir=tmp_path / "a",

@@ -16,6 +16,8 @@ import pytest
 from engine.checkpoint import CheckpointError, load_checkpoint, remove_stale_temps
 from tests.helpers import ROOT, read_metrics, run_cli
 
+pytestmark = pytest.mark.slow  # every test here runs train.py end to end
+
 # sub-second epochs: 8 steps of 64 images 8x8, resnet20 at width 0.25
 TINY = ["experiment=smoke", "trainer.precision=fp32", "data.train_size=576", "data.val_size=64",
         "data.test_size=64", "data.batch_size=64", "data.image_size=8", "model.width=0.25"]

@@ -6,9 +6,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.helpers import ROOT, read_metrics, run_cli
 
 
+@pytest.mark.slow
 def test_torchrun_ddp_two_cpu_processes_rank0_logs(tmp_path):
     run = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_SILENT": "true"}
@@ -23,6 +26,7 @@ def test_torchrun_ddp_two_cpu_processes_rank0_logs(tmp_path):
     assert len(glob.glob(str(run / "wandb" / "offline-run-*"))) == 1
 
 
+@pytest.mark.slow
 def test_submitit_local_launcher(tmp_path):
     run_cli("hydra/launcher=submitit_local", "experiment=smoke", "logger=none", "seed=0,1",
             f"hydra.sweep.dir={tmp_path}", multirun=True, env={"OMP_NUM_THREADS": "1"})

@@ -76,6 +76,7 @@ def _sweep(tmp_path, *overrides: str) -> Path:
     return records
 
 
+@pytest.mark.slow
 def test_even_kernels_sweep_and_report(tmp_path):
     records = _sweep(tmp_path, "experiment=even_kernels", *TINY, "model.name=resnet20", "model.conv=c2,c2sp",
                      "seed=0,1")
@@ -121,6 +122,7 @@ def test_even_kernels_sweep_and_report(tmp_path):
     assert "old" not in readme.read_text() and "| even_kernels | 000 |" in readme.read_text()
 
 
+@pytest.mark.slow
 def test_blurpool_sweep_reports_consistency(tmp_path):
     records = _sweep(tmp_path, "experiment=blurpool", *TINY, "model.filt_size=1,3", "data.augment=false", "seed=0",
                      "evaluators.shift.passes=1")
@@ -133,6 +135,7 @@ def test_blurpool_sweep_reports_consistency(tmp_path):
     assert any("f=3" in r["claim"] for r in csv.DictReader(open(out / "verdicts.csv")))
 
 
+@pytest.mark.slow
 def test_trained_drift_probe_on_a_checkpoint(tmp_path):
     run_cli("experiment=smoke", "logger=none", "model.conv=c2", "data.image_size=16", run_dir=tmp_path / "c2")
     out = tmp_path / "probe"
@@ -147,6 +150,7 @@ def test_trained_drift_probe_on_a_checkpoint(tmp_path):
     assert bad.returncode != 0 and "probe.model='resnet56'" in bad.stdout + bad.stderr
 
 
+@pytest.mark.slow
 def test_rednet_sweep_reports_cost_and_accuracy_verdicts_separately(tmp_path):
     for exp, extra in (("rednet", ["model.kernel_size=3"]), ("rednet_baseline", [])):
         extra += ["model.width=1.0"]  # involution groups need multiples of 32 channels
@@ -162,6 +166,7 @@ def test_rednet_sweep_reports_cost_and_accuracy_verdicts_separately(tmp_path):
     assert facts["params"] < 1 and facts["macs"] < 1 and facts["saved activations"] > 0
 
 
+@pytest.mark.slow
 def test_octave_sweep_reports_mac_ratio_against_theory(tmp_path):
     records = _sweep(tmp_path, "experiment=octave", *TINY, "model.alpha=0.0,0.5", "seed=0,1")
     ok, failed = collect([records])

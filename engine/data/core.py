@@ -28,7 +28,7 @@ _ALTERNATIVES = (
     "Alternatives: point data.root at a directory that holds the files, set data=synthetic for a "
     "procedurally generated stand-in that needs no files, or set data=image_folder with data.root "
     "pointing at a train/<class>/*.jpg + test/<class>/*.jpg tree (scripts/prepare_cifar10_jpeg.sh "
-    "builds one for CIFAR-10 from /work/shared/data/cifar10-jpeg.tar.gz)."
+    "builds one for CIFAR-10 from the cifar10-jpeg.tar.gz in $CIFAR10_JPEG_TARBALL or ../shared/data)."
 )
 
 

@@ -1,0 +1,97 @@
+"""Set-up and helper commands as a new user runs them: data preparation, wandb sync, the model benchmark."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROOT
+
+
+def _machine_paths(generated: bool) -> list[str]:
+    """``file:line`` of tracked files naming an absolute machine path; ``generated``: under results/ only."""
+    machine = re.compile("/" + "(work|root|home)/")  # split so this file does not match itself
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    names = [n for n in tracked.split() if n.startswith("results/") == generated and (ROOT / n).is_file()]
+    return [f"{name}:{i}" for name in names
+            for i, line in enumerate((ROOT / name).read_text(errors="ignore").splitlines(), 1) if machine.search(line)]
+
+
+def test_no_absolute_machine_path_in_the_sources():
+    assert not _machine_paths(generated=False)
+
+
+@pytest.mark.xfail(strict=True, reason="results/*/runs.csv name each run record by its absolute path "
+                                       "(the report's record collection); remove this mark once they are relative")
+def test_no_absolute_machine_path_in_the_generated_results():
+    assert not _machine_paths(generated=True)
+
+
+def _fake_checkout(tmp_path: Path) -> Path:
+    """A checkout holding only the prepare script, with a tiny CIFAR-style tarball in ../shared/data."""
+    repo = tmp_path / "repo"
+    (repo / "scripts").mkdir(parents=True)
+    shutil.copy(ROOT / "scripts" / "prepare_cifar10_jpeg.sh", repo / "scripts")
+    tree = tmp_path / "tree"
+    for split in ("train", "test"):
+        (tree / split / "cat").mkdir(parents=True)
+        (tree / split / "cat" / "0.jpg").write_bytes(b"jpeg")
+    (tmp_path / "shared" / "data").mkdir(parents=True)
+    with tarfile.open(tmp_path / "shared" / "data" / "cifar10-jpeg.tar.gz", "w:gz") as tar:
+        for split in ("train", "test"):
+            tar.add(tree / split, arcname=split)
+    return repo
+
+
+def test_prepare_cifar10_jpeg_finds_the_tarball_next_to_the_checkout(tmp_path):
+    repo = _fake_checkout(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "CIFAR10_JPEG_TARBALL"}
+    proc = subprocess.run(["bash", str(repo / "scripts" / "prepare_cifar10_jpeg.sh")], cwd=tmp_path, env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert (repo / "data" / "cifar10-jpeg" / "test" / "cat" / "0.jpg").read_bytes() == b"jpeg"
+
+
+def test_prepare_cifar10_jpeg_without_a_tarball_exits_2_naming_it(tmp_path):
+    repo = _fake_checkout(tmp_path)
+    env = {**os.environ, "CIFAR10_JPEG_TARBALL": str(tmp_path / "missing.tar.gz")}
+    proc = subprocess.run(["bash", str(repo / "scripts" / "prepare_cifar10_jpeg.sh")], env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "missing.tar.gz" in proc.stderr.splitlines()[0]
+    assert not (repo / "data").exists()
+
+
+def test_readme_wandb_sync_command_finds_every_offline_run(tmp_path):
+    """The README's command, run in a fake checkout with a stand-in `wandb` that records its arguments."""
+    (command,) = [line.split("#")[0].strip() for line in (ROOT / "README.md").read_text().splitlines()
+                  if "wandb sync" in line and line.startswith("find ")]
+    runs = [tmp_path / "outputs/smoke/2026-01-01_00-00-00/wandb/offline-run-20260101_000000-abc",
+            tmp_path / "multirun/blurpool/2026-01-01_00-00-00/3/wandb/offline-run-20260101_000001-def"]
+    for run in runs:
+        (run / "files").mkdir(parents=True)
+    (tmp_path / "outputs/smoke/2026-01-01_00-00-00/wandb/latest-run").mkdir()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "wandb").write_text('#!/bin/sh\nfor a in "$@"; do echo "$a"; done >> "$WANDB_ARGS"\n')
+    (bin_dir / "wandb").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "WANDB_ARGS": str(tmp_path / "args")}
+    subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, check=True)
+    args = (tmp_path / "args").read_text().split()
+    assert args[0] == "sync" and sorted((tmp_path / a).resolve() for a in args[1:]) == sorted(runs)
+
+
+@pytest.mark.slow  # times four ResNet-20 variants
+def test_benchmark_models_out_writes_csv_and_md_with_the_thread_count(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "benchmark_models.py"), "--rounds", "1",
+                           "--batch", "2", "--groups", "blurpool", "--precision", "fp32", "--threads", "1",
+                           "--out", str(tmp_path)], capture_output=True, text=True, check=True)
+    md = (tmp_path / "model_speed.md").read_text()
+    assert "1 thread(s)" in md.splitlines()[0] and "1 thread(s)" in proc.stdout
+    rows = [line for line in md.splitlines() if line.startswith("| blurpool")]
+    assert len(rows) == 4 == len((tmp_path / "model_speed.csv").read_text().splitlines()) - 1

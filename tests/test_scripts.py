@@ -27,8 +27,6 @@ def test_no_absolute_machine_path_in_the_sources():
     assert not _machine_paths(generated=False)
 
 
-@pytest.mark.xfail(strict=True, reason="results/*/runs.csv name each run record by its absolute path "
-                                       "(the report's record collection); remove this mark once they are relative")
 def test_no_absolute_machine_path_in_the_generated_results():
     assert not _machine_paths(generated=True)
 

@@ -58,7 +58,9 @@ def _fwd_bwd(model: nn.Module, shape, num_classes: int) -> None:
 
 def test_every_model_has_small_kwargs():
     # the ImageNet layouts (models/zoo/imagenet_*.py) have their own smoke tests: tests/test_imagenet_models.py
-    imagenet = {n for n in list_models() if models._REGISTRY[n].__module__.startswith("models.zoo.imagenet_")}
+    from models import _REGISTRY
+
+    imagenet = {n for n in list_models() if _REGISTRY[n].__module__.startswith("models.zoo.imagenet_")}
     assert set(list_models()) - imagenet == set(SMALL_KWARGS)
 
 

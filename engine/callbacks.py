@@ -1,7 +1,7 @@
 """Hydra callbacks (registered in ``configs/hydra/default.yaml``).
 
 ``SweepSummary``: after a sweep (``-m``), one line per job (ok / failed + error) from every job's
-``metrics.json``, written to ``<sweep dir>/multirun_summary.json``; the process exits with code 1 if
+``metrics.json`` (or ``refused.json``: the job's run dir held another config's results), written to ``<sweep dir>/multirun_summary.json``; the process exits with code 1 if
 any job failed. Works with any launcher, since it only reads the job dirs.
 """
 from __future__ import annotations
@@ -51,11 +51,13 @@ def collect_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
 
 
 def _job_row(sweep_dir: Path, job_dir: Path) -> dict[str, Any]:
-    metrics = _read_json(job_dir / "metrics.json")
+    from engine.rundir import REFUSED
+
+    metrics = _read_json(job_dir / REFUSED) or _read_json(job_dir / "metrics.json")  # refused: dir not its own
     status = metrics.get("status") or "failed"
     error = metrics.get("error") or ("" if metrics else "no metrics.json: the job crashed or was killed")
     if status not in ("ok", "failed"):
-        status, error = "failed", f"status {status!r}: the job did not finish"
+        status, error = "failed", f"status {status!r}: {error or 'the job did not finish'}"
     overrides_file = job_dir / ".hydra" / "overrides.yaml"
     overrides = list(OmegaConf.load(overrides_file)) if overrides_file.exists() else []
     return {"job": str(job_dir.relative_to(sweep_dir)), "status": status, "error": error,

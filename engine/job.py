@@ -1,7 +1,7 @@
-"""One Hydra job: validate, build the logger, run a probe or ``fit``, write ``metrics.json``, finish."""
+"""One Hydra job: claim the run dir, validate (building the model), build the logger, run a probe or ``fit``,
+write ``metrics.json`` and the run record, finish."""
 from __future__ import annotations
 
-import json
 import logging
 import os
 import platform
@@ -14,30 +14,28 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from engine import distributed as dist
+from engine import preempt, records, rundir
 from engine.checkpoint import CheckpointError, load_checkpoint, remove_stale_temps, write_json_atomic
 from engine.data import DataUnavailableError
 from engine.logger import NullLogger
-from engine import records
-from engine.loop import NonFiniteLossError, fit, resolve_device, resolve_precision, seed_everything
+from engine.inference import resolve_precision
+from engine.loop import NonFiniteLossError, fit, resolve_device, seed_everything
+from engine.preempt import Preempted
+from engine.rundir import RunDirConflict
 from engine.validate import ConfigError
 
 log = logging.getLogger(__name__)
 
 
-def _resume_state(cfg: DictConfig, out_dir: Path) -> dict | None:
-    """Read and check ``checkpoints/last.pt`` once, before any data is loaded (None: start afresh)."""
-    ckpt = out_dir / "checkpoints" / "last.pt"
+def _load_checkpoint(ckpt: Path) -> dict:
+    """Read ``checkpoints/last.pt`` once, before any data is loaded (stale temp files of a killed save go)."""
     for tmp in remove_stale_temps(ckpt) if dist.is_main() else ():
         log.warning("removed %s, a partial checkpoint of a killed save", tmp)
-    if not (cfg.trainer.resume and ckpt.exists()):
-        return None
     try:
-        state = load_checkpoint(ckpt)
+        return load_checkpoint(ckpt)
     except CheckpointError as e:
         raise CheckpointError(f"{e}; nothing was changed: delete it to restart this run from scratch, or "
                               f"choose another run dir (hydra.run.dir=...)") from None
-    log.info("resuming %s from epoch %d", out_dir, state["epoch"])
-    return state
 
 
 def _make_logger(cfg: DictConfig, out_dir: Path, run_id: str | None):
@@ -50,44 +48,49 @@ def _make_logger(cfg: DictConfig, out_dir: Path, run_id: str | None):
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run the job described by ``cfg`` and return its final metrics (also in ``metrics.json``).
 
-    ``metrics.json`` is written whatever happens: ``status`` is ``ok``, or ``failed`` with ``error``
-    (the exception is re-raised; the wandb run, if any, is finished with exit code 1).
+    A run dir holding another config's results is refused before anything is written (``engine.rundir``).
+    Then ``metrics.json`` is written whatever happens: ``status`` is ``ok``; ``failed`` with ``error``;
+    or ``interrupted`` (Ctrl-C, or SIGTERM/SIGUSR1 after a checkpoint at a safe point, see
+    ``engine.preempt``). Exceptions are re-raised; the wandb run, if any, is finished with exit code 1.
     """
     from engine.validate import validate_config
 
-    out_dir = Path(cfg.paths.output_dir)
-    done = _finished(cfg, out_dir)
-    if done is not None:
-        log.info("skipping %s: finished before (trainer.skip_finished=true)", out_dir)
-        return done
+    dist.init()
+    dist.quiet_other_ranks()
+    out_dir = Path(dist.broadcast_str(str(cfg.paths.output_dir)))  # rank 0's, should the timestamps differ
+    _resolve_precision(cfg)  # before hashing: the hash holds what auto means
     recorded = _recorded(cfg)
     if recorded is not None:
         log.info("skipping: config %s already has a record, %s (trainer.skip_recorded=true)",
                  recorded["config_hash"], recorded["path"])
+        dist.cleanup()
         return recorded["metrics"]
+    done, state = rundir.claim(cfg, out_dir, _load_checkpoint)
+    if done is not None:
+        log.info("skipping %s: this config finished there before (trainer.skip_finished=true)", out_dir)
+        dist.cleanup()
+        return done
     if cfg.trainer.get("threads"):
         torch.set_num_threads(int(cfg.trainer.threads))
-    t0, device, logger = time.time(), None, NullLogger()
+    t0, device, logger, stop = time.time(), None, NullLogger(), preempt.Preemption().install()
     metrics: dict[str, Any] = {"status": "running"}
     try:
-        validate_config(cfg)
-        dist.init()
         seed_everything(int(cfg.seed), bool(cfg.trainer.deterministic))
+        model = validate_config(cfg)  # built once, after seeding: these are the weights fit trains
         device = resolve_device(str(cfg.trainer.device))
-        _resolve_precision(cfg, device)
         torch.set_float32_matmul_precision("high")
-        state = _resume_state(cfg, out_dir) if cfg.task != "probe" else None
         logger = _make_logger(cfg, out_dir, state.get("wandb_id") if state else None)
         if cfg.task == "probe":
             metrics = dict(instantiate(cfg.probe)(out_dir=str(out_dir), logger=logger))
         else:
-            metrics = fit(cfg, device, logger, out_dir, resume_state=state)
+            metrics = fit(cfg, model, device, logger, out_dir, state=state, stop=stop)
         metrics["status"] = "ok"
     except BaseException as e:
         status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
         metrics = {"status": status, "error": describe_error(e)}
         raise
     finally:
+        stop.uninstall()
         metrics.update(_bookkeeping(cfg, device, time.time() - t0))
         if dist.is_main():
             write_json_atomic(metrics, out_dir / "metrics.json")
@@ -98,21 +101,23 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
-def _resolve_precision(cfg: DictConfig, device: torch.device) -> None:
-    """Replace ``trainer.precision=auto`` by what it means on ``device``, so configs, metrics and hashes say it."""
-    if cfg.trainer.precision == "auto":
-        cfg.trainer.precision = resolve_precision("auto", device)
-        log.info("trainer.precision=auto -> %s on %s", cfg.trainer.precision, device)
+def _resolve_precision(cfg: DictConfig) -> None:
+    """Replace ``trainer.precision=auto`` by what it means on the configured device, so configs, metrics and
+    hashes say it (an unusable device is left for validation to report in one line)."""
+    if cfg.trainer.precision != "auto":
+        return
+    try:
+        device = resolve_device(str(cfg.trainer.device))
+    except RuntimeError:
+        return
+    cfg.trainer.precision = resolve_precision("auto", device)
+    log.info("trainer.precision=auto -> %s on %s", cfg.trainer.precision, device)
 
 
 def _recorded(cfg: DictConfig) -> dict[str, Any] | None:
     """The ``ok`` run record of this exact training config when ``trainer.skip_recorded`` is set."""
     if cfg.task != "train" or not cfg.trainer.get("skip_recorded"):
         return None
-    try:
-        _resolve_precision(cfg, resolve_device(str(cfg.trainer.device)))  # the hash holds what auto means
-    except RuntimeError:
-        return None  # an unusable device: validation reports it in one line
     return records.find_record(cfg.paths.records_dir, records.config_hash(cfg))
 
 
@@ -125,23 +130,24 @@ def _write_record(cfg: DictConfig, metrics: dict[str, Any]) -> None:
     log.info("run record: %s", records.write_record(cfg.paths.records_dir, record, cfg))
 
 
-def _finished(cfg: DictConfig, out_dir: Path) -> dict[str, Any] | None:
-    """The metrics of an earlier successful run in ``out_dir`` when ``trainer.skip_finished`` is set."""
-    path = out_dir / "metrics.json"
-    if not (cfg.trainer.get("skip_finished") and path.exists()):
-        return None
-    try:
-        metrics = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    return metrics if metrics.get("status") == "ok" else None
+def unwrap(e: BaseException) -> BaseException:
+    """The exception Hydra's ``instantiate`` wrapped in an ``InstantiationException`` (else ``e``)."""
+    from hydra.errors import InstantiationException
+
+    while isinstance(e, InstantiationException) and e.__cause__ is not None:
+        e = e.__cause__
+    return e
 
 
 def describe_error(e: BaseException) -> str:
     """One line: the message of an expected failure, ``Type: message`` of anything else."""
-    expected = (ConfigError, CheckpointError, DataUnavailableError, NonFiniteLossError)
+    e = unwrap(e)
+    expected = (ConfigError, CheckpointError, DataUnavailableError, NonFiniteLossError, RunDirConflict, Preempted)
     text = str(e).strip().splitlines()[0] if str(e).strip() else ""
     return text if isinstance(e, expected) else f"{type(e).__name__}: {text}".rstrip(": ")
+
+
+BOOKKEEPING = ("seed", "wall_time_s", "status")  # numbers every job adds (besides the strings of _bookkeeping)
 
 
 def _bookkeeping(cfg: DictConfig, device: torch.device | None, wall: float) -> dict[str, Any]:
@@ -154,6 +160,7 @@ def _bookkeeping(cfg: DictConfig, device: torch.device | None, wall: float) -> d
             "device": str(device if device is not None else cfg.trainer.device),
             "hardware": f"{_cpu_name()} ({os.cpu_count()} cores), {torch.get_num_threads()} thread(s){gpu}",
             "torch": torch.__version__, "wall_time_s": wall, "config_hash": records.config_hash(cfg),
+            "training_config": records.training_config(cfg),
             "git_commit": records.git_state()["commit"], "git_dirty": records.git_state()["dirty"],
             "date": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())}
 

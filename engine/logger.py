@@ -34,15 +34,18 @@ class WandbLogger(NullLogger):
         save_dir: the Hydra run dir; wandb writes ``save_dir/wandb/offline-run-*``.
         run_config: the resolved config as a plain dict.
         run_id: resume this run (the id is stored in the checkpoint).
+        conv: the model's conv kind; added to ``name`` unless already one of its ``-`` parts.
         init_timeout: seconds ``mode=online`` waits for the server before logging offline instead
             (``+logger.init_timeout=60`` on a slow link).
     """
 
     def __init__(self, project: str, mode: str = "offline", save_dir: str = ".", name: str | None = None,
                  group: str | None = None, tags: list[str] | None = None, run_config: dict | None = None,
-                 run_id: str | None = None, entity: str | None = None, init_timeout: float = 10.0):
+                 run_id: str | None = None, entity: str | None = None, init_timeout: float = 10.0,
+                 conv: str | None = None):
         import wandb
 
+        name = run_name(name, conv)
         self._wandb = wandb
         settings = wandb.Settings(init_timeout=init_timeout, silent=True, console="off")
         kwargs = dict(project=project, entity=entity, name=name, group=group, tags=list(tags or []),
@@ -80,6 +83,14 @@ class WandbLogger(NullLogger):
 
     def finish(self, exit_code: int = 0) -> None:
         self.run.finish(exit_code=exit_code)
+
+
+def run_name(name: str | None, conv: str | None) -> str | None:
+    """``resnet20-seed0`` with conv ``c2`` -> ``resnet20-c2-seed0`` (names that hold the kind stay as they are)."""
+    if not name or not conv or conv in name.split("-"):
+        return name
+    head, sep, seed = name.rpartition("-seed")
+    return f"{head}-{conv}{sep}{seed}" if sep else f"{name}-{conv}"
 
 
 def _typed_columns(rows: list[list[str]]) -> list[list[Any]]:

@@ -1,8 +1,10 @@
 """Config validation before any data is loaded: one line naming the key, the value and what is allowed.
 
 ``validate_config(cfg)`` raises ``ConfigError("<key>=<value> is invalid: <allowed>")``; ``train.py``
-prints it as ``config error: ...`` and exits with code 2. Sizes of a real dataset are only known
-once it is loaded: the training loop calls ``check_split_sizes`` then (same error, same exit code).
+prints it as ``config error: ...`` and exits with code 2. A model is validated by building it once and
+running it on one configured input (its own constructor states its rules); that built model is what
+``fit`` trains. Facts of a real dataset are only known once it is loaded: the training loop calls
+``check_data_facts`` and ``check_split_sizes`` then (same error, same exit code).
 """
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ import math
 import re
 
 from omegaconf import DictConfig
+
+from engine.distributed import world_size
 
 
 class ConfigError(ValueError):
@@ -53,19 +57,21 @@ def _in_range(cfg: DictConfig, key: str, lo: float, hi: float, hi_open: bool = T
     require(ok, key, value, f"must be a number in [{lo}, {hi}{')' if hi_open else ']'}")
 
 
-def validate_config(cfg: DictConfig) -> None:
-    """Raise ``ConfigError`` for the first invalid value found."""
+def validate_config(cfg: DictConfig):
+    """Raise ``ConfigError`` for the first invalid value found; return the built model (None for a probe).
+
+    Call it after seeding: the returned model's initial weights are the run's."""
     require(cfg.task in ("train", "probe"), "task", cfg.task, "allowed: train, probe")
     require(_is_int(cfg.seed), "seed", cfg.seed, "must be an integer")
     _validate_device(cfg.trainer)
     if cfg.task == "probe":
         require(cfg.get("probe") is not None and cfg.probe.get("_target_"), "probe", cfg.get("probe"),
                 "task=probe needs probe._target_ (use an experiment= config)")
-        return
+        return None
     _validate_trainer(cfg)
     _validate_data(cfg)
     _validate_optim(cfg)
-    _validate_model(cfg)
+    return _validate_model(cfg)
 
 
 def _validate_device(t: DictConfig) -> None:
@@ -94,6 +100,9 @@ def _validate_data(cfg: DictConfig) -> None:
     d = cfg.data
     require(d.name in DATASETS, "data.name", d.name, f"allowed: {', '.join(DATASETS)}")
     _positive(cfg, "data.batch_size")
+    world = world_size()
+    require(d.batch_size % world == 0, "data.batch_size", d.batch_size,
+            f"must be divisible by the {world} distributed processes (it is the global batch, split over ranks)")
     require(_is_int(d.val_size) and d.val_size >= 0, "data.val_size", d.val_size, "must be an integer >= 0")
     if d.get("train_subset") is not None:
         _positive(cfg, "data.train_subset")
@@ -133,7 +142,19 @@ def _validate_optim(cfg: DictConfig) -> None:
         _in_range(cfg, "sched.pct_start", 0, 1)
 
 
-def _validate_model(cfg: DictConfig) -> None:
+def check_data_facts(cfg: DictConfig, raw) -> None:
+    """``data.num_classes``, ``channels`` and ``image_size`` against the loaded ``RawData``."""
+    d, shape = cfg.data, tuple(raw.train_x.shape[1:])
+    found = {"num_classes": len(raw.classes), "channels": shape[0], "image_size": shape[1]}
+    for key, value in found.items():
+        require(d.get(key) == value, f"data.{key}", d.get(key),
+                f"the loaded data={d.name} has {value} (images {'x'.join(map(str, shape))}, {len(raw.classes)} "
+                f"classes): set data.{key}={value}")
+    require(shape[1] == shape[2], "data.image_size", d.image_size, f"the loaded images are {shape[1]}x{shape[2]}, "
+            "not square")
+
+
+def _validate_model(cfg: DictConfig):
     import models
     from models.layers import CONV_KINDS, DOWNSAMPLE_KINDS
 
@@ -157,23 +178,47 @@ def _validate_model(cfg: DictConfig) -> None:
         _positive(cfg, "model.width", integer=False)
     if "alpha" in m:
         _in_range(cfg, "model.alpha", 0, 1)
-        size = cfg.data.image_size
-        require(m.alpha == 0 or size % 8 == 0, "data.image_size", size,
-                f"octave alpha={m.alpha} needs a size divisible by 8 (the low-frequency branch halves 3 times)")
-    _build_model(m)
+    return _build_model(cfg)
 
 
-def _build_model(m: DictConfig) -> None:
-    """Build the model so every constructor check (channel splits, group counts, ...) runs now."""
+def _build_model(cfg: DictConfig):
+    """Build the model once (every constructor check runs) and run it on one configured input."""
+    import torch
     from hydra.utils import instantiate
 
+    m, d = cfg.model, cfg.data
     try:
-        instantiate(m)
+        model = instantiate(m)
     except Exception as e:
         cause = e.__cause__ or e
         raise ConfigError(f"model={m.name!r} is invalid: {_first_line(cause)}") from None
+    shape = (2, int(d.channels), int(d.image_size), int(d.image_size))
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(shape))
+    except Exception as e:
+        raise ConfigError(f"data.image_size={d.image_size!r} is invalid: model={m.name!r} cannot run on "
+                          f"{shape[1]}x{shape[2]}x{shape[3]} inputs ({_first_line(e)})") from None
+    return model.train()
 
 
 def _first_line(e: BaseException) -> str:
     lines = str(e).strip().splitlines()
     return lines[0] if lines else type(e).__name__
+
+
+def check_memory_format(cfg: DictConfig, model, device) -> None:
+    """Refuse a channels_last setup that crashes torch: on torch 2.14.1 the CPU fp32 backward of a
+    channels_last 1x1 stride-2 conv with fewer than 8 input channels corrupts the heap (SIGSEGV or
+    "double free"; seen at model.width=0.25, e.g. a 4 -> 8 shortcut). One line instead of a crash."""
+    import torch
+
+    t = cfg.trainer
+    if not (t.channels_last and device.type == "cpu" and t.precision == "fp32"
+            and torch.__version__.split("+")[0] == "2.14.1"):
+        return
+    bad = next((name for name, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)
+                and m.kernel_size == (1, 1) and m.stride == (2, 2) and m.in_channels < 8), None)
+    require(bad is None, "trainer.channels_last", True,
+            f"torch 2.14.1 crashes in the CPU fp32 backward of the channels_last 1x1 stride-2 conv {bad} "
+            f"(< 8 input channels); use trainer.channels_last=false or a larger model.width")

@@ -10,7 +10,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from engine.loop import autocast
+from engine.inference import autocast
 
 
 def measure_cost(model, prep, precision, test_x, batch_size: int = 128, steps: int = 5, **_) -> dict[str, float]:

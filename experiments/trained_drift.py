@@ -19,7 +19,7 @@ import torch
 from hydra.utils import instantiate
 
 from engine.checkpoint import load_checkpoint, model_from_state
-from engine.loop import Batches
+from engine.inference import Batches
 from experiments.even_drift import centroid
 from experiments.probe_utils import log_outputs, plt, write_csv, write_readme
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from engine.loop import predict
+from engine.inference import predict
 
 
 def shift(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, mode: str) -> torch.Tensor:

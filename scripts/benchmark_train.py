@@ -24,7 +24,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine.augment import BatchAugment  # noqa: E402
 from engine.data import synthetic  # noqa: E402
-from engine.loop import Batches, autocast  # noqa: E402
+from engine.inference import Batches, autocast  # noqa: E402
 from models import create_model  # noqa: E402
 from models.complexity import profile  # noqa: E402
 

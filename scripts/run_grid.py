@@ -41,7 +41,8 @@ def job_status(jobs: list[list[str]], profile: str, records_dir: Path) -> list[b
     for job in jobs:
         cfg = compose("train", overrides=[*job, f"profile={profile}"])
         if cfg.trainer.precision == "auto":  # hash what auto means on this machine, as a run would
-            from engine.loop import resolve_device, resolve_precision
+            from engine.inference import resolve_precision
+            from engine.loop import resolve_device
 
             cfg.trainer.precision = resolve_precision("auto", resolve_device(str(cfg.trainer.device)))
         out.append(find_record(records_dir, config_hash(cfg)) is not None)

@@ -18,9 +18,10 @@ from tests.helpers import ROOT, read_metrics, run_cli
 
 pytestmark = pytest.mark.slow  # every test here runs train.py end to end
 
-# sub-second epochs: 8 steps of 64 images 8x8, resnet20 at width 0.25
+# sub-second epochs: 8 steps of 64 images 8x8, resnet20 at width 0.5 (at 0.25, torch 2.14.1's CPU backward of
+# a channels_last 1x1 stride-2 conv from 4 to 8 channels corrupts the heap on this machine)
 TINY = ["experiment=smoke", "trainer.precision=fp32", "data.train_size=576", "data.val_size=64",
-        "data.test_size=64", "data.batch_size=64", "data.image_size=8", "model.width=0.25"]
+        "data.test_size=64", "data.batch_size=64", "data.image_size=8", "model.width=0.5"]
 COMPARED = ("test_acc", "test_loss", "val_acc", "val_loss", "train_loss")
 # One thread per run: an oversubscribed shared machine makes OpenMP spin for seconds per step.
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}

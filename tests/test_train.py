@@ -28,7 +28,7 @@ def test_training_lowers_the_loss_on_synthetic_data():
 
     from engine.augment import BatchAugment
     from engine.data import channel_stats, synthetic
-    from engine.loop import Batches, autocast
+    from engine.inference import Batches, autocast
     from engine.optim import param_groups
 
     seed_everything(0)

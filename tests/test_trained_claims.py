@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from engine.loop import Batches
+from engine.inference import Batches
 from experiments.report import build_reports
 from experiments.rules import CHANCE_MARGIN
 from experiments.runs import collect

@@ -50,7 +50,7 @@ INVALID = {
     # octave
     "octave alpha 1": ([*OCTAVE, "+model.alpha=1.0"], "model.alpha=1.0"),
     "octave alpha negative": ([*OCTAVE, "+model.alpha=-0.25"], "model.alpha=-0.25"),
-    "octave size it cannot halve": ([*OCTAVE, "+model.alpha=0.25", "data.image_size=12"], "data.image_size=12"),
+    "image too small for the net": (["model.conv=c2", "data.image_size=1"], "data.image_size=1"),
     # trainer
     "zero epochs": (["trainer.epochs=0"], "trainer.epochs=0"),
     "negative epochs": (["trainer.epochs=-3"], "trainer.epochs=-3"),
@@ -101,6 +101,8 @@ VALID = {
     "rednet odd kernel": [*REDNET, "+model.kernel_size=3", "model.width=1.0"],
     "octave alpha 0.25": [*OCTAVE, "+model.alpha=0.25"],
     "octave alpha 0 any size": [*OCTAVE, "+model.alpha=0.0", "data.image_size=12"],
+    "octave pads a size it cannot halve": [*OCTAVE, "+model.alpha=0.25", "data.image_size=12"],
+    "octave on 28x28 single-channel images": ["model=oct_resnet20", "data.image_size=28", "data.channels=1"],
     "val_size 0": ["data.val_size=0"],
     "fp32 cpu": ["trainer.precision=fp32", "trainer.device=cpu"],
 }
@@ -146,3 +148,18 @@ def test_cli_val_size_beyond_a_real_dataset_is_a_config_error(tmp_path):
         pytest.skip("Fashion-MNIST is not available offline here")
     _assert_one_line_config_error(proc, "data.val_size")
     assert "60000 training images" in proc.stderr
+
+
+def test_a_channels_last_setup_that_crashes_torch_is_one_line(tmp_path):
+    """torch 2.14.1 corrupts the heap in the CPU fp32 backward of NHWC 1x1/2 convs with < 8 input channels."""
+    import torch
+
+    from tests.helpers import run_cli
+
+    if torch.__version__.split("+")[0] != "2.14.1":
+        pytest.skip("the guard is for torch 2.14.1")
+    proc = run_cli("experiment=smoke", "logger=none", "model.width=0.25", "trainer.precision=fp32",
+                   "trainer.device=cpu", "trainer.channels_last=true", run_dir=tmp_path / "r", check=False)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    first = proc.stderr.strip().splitlines()[0]
+    assert first.startswith("config error: trainer.channels_last=True is invalid: torch 2.14.1 crashes"), first

@@ -106,39 +106,46 @@ def _cifar(root: str, download: bool, *, name: str, tv_cls_name: str, num_classe
         return None
 
     directory = locate(record=True)
-    if directory is None:
-        from torchvision.datasets import utils as tv_utils
-
-        archive = root_path / tv_cls.filename
-        fetched = False
-        if archive.is_file():
-            if not tv_utils.check_integrity(str(archive), tv_cls.tgz_md5):
-                raise CorruptDataError(archive, "md5 checksum does not match the official archive")
-            try:
-                log.info("%s: extracting %s", name, archive)
-                tv_utils.extract_archive(str(archive), str(root_path))
-                fetched = True
-            except Exception as err:  # noqa: BLE001
-                raise CorruptDataError(archive, f"cannot be extracted ({_short(err)})") from err
-        elif not download:
-            attempts.append(("download", "disabled (download=False)"))
-        else:
-            try:
-                log.info("%s: downloading %s into %s", name, tv_cls.url, root_path)
-                with _network_timeout(DOWNLOAD_TIMEOUT_S):
-                    tv_utils.download_and_extract_archive(tv_cls.url, download_root=str(root_path),
-                                                          filename=tv_cls.filename, md5=tv_cls.tgz_md5)
-                fetched = True
-            except Exception as err:  # noqa: BLE001 - reported with the other attempts
-                attempts.append((f"download of {tv_cls.url}", _short(err)))
-        if fetched:
-            directory = locate(record=False)
-            if directory is None:
-                attempts.append((str(archive), f"extracted, but {root_path / base_folder} is incomplete"))
+    if directory is None and _fetch(tv_cls, root_path, name, download, attempts):
+        directory = locate(record=False)
+        if directory is None:
+            attempts.append((str(root_path / tv_cls.filename), f"extracted, but {root_path / base_folder} is incomplete"))
     if directory is None:
         raise _unavailable(name, str(root), attempts,
                            extra=f"Place the extracted {base_folder}/ directory (or {tv_cls.filename}) in data.root. ")
+    return _read(directory, train_files, test_files, meta_file, label_key, meta_key, num_classes)
 
+
+def _fetch(tv_cls, root_path: Path, name: str, download: bool, attempts: list[tuple[str, str]]) -> bool:
+    """Extract ``root/<official tarball>`` or download it with torchvision; True when something was extracted."""
+    from torchvision.datasets import utils as tv_utils
+
+    archive = root_path / tv_cls.filename
+    if archive.is_file():
+        if not tv_utils.check_integrity(str(archive), tv_cls.tgz_md5):
+            raise CorruptDataError(archive, "md5 checksum does not match the official archive")
+        try:
+            log.info("%s: extracting %s", name, archive)
+            tv_utils.extract_archive(str(archive), str(root_path))
+            return True
+        except Exception as err:  # noqa: BLE001
+            raise CorruptDataError(archive, f"cannot be extracted ({_short(err)})") from err
+    if not download:
+        attempts.append(("download", "disabled (download=False)"))
+        return False
+    try:
+        log.info("%s: downloading %s into %s", name, tv_cls.url, root_path)
+        with _network_timeout(DOWNLOAD_TIMEOUT_S):
+            tv_utils.download_and_extract_archive(tv_cls.url, download_root=str(root_path),
+                                                  filename=tv_cls.filename, md5=tv_cls.tgz_md5)
+        return True
+    except Exception as err:  # noqa: BLE001 - reported with the other attempts
+        attempts.append((f"download of {tv_cls.url}", _short(err)))
+        return False
+
+
+def _read(directory: Path, train_files: list[str], test_files: list[str], meta_file: str, label_key: str,
+          meta_key: str, num_classes: int) -> RawData:
     xs, ys = zip(*(_cifar_batch(directory / f, label_key, num_classes) for f in train_files))
     test_x, test_y = zip(*(_cifar_batch(directory / f, label_key, num_classes) for f in test_files))
     meta = _load_pickle(directory / meta_file)

@@ -1,0 +1,76 @@
+"""What a checkpoint holds and how a run continues from it.
+
+``Progress`` is the position of a run: finished epochs and their history, and, after a preemption,
+the position inside the interrupted epoch (its data order, step and running sums). A checkpoint is
+``training_state(...)``: weights, optimiser, schedule, every RNG, the progress, and the config it
+belongs to (``config``: resolved; ``config_hash`` / ``training_config``: see ``engine.records``).
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from engine import records
+
+
+@dataclass
+class EpochPosition:
+    """Where a preempted epoch stopped: its batches of indices, the next step, the sums so far."""
+
+    batches: torch.Tensor
+    step: int = 0
+    loss_sum: float = 0.0
+    correct: int = 0
+    seen: int = 0
+    elapsed_s: float = 0.0
+
+
+@dataclass
+class Progress:
+    epoch: int = 0
+    history: list[dict] = field(default_factory=list)
+    train_time_s: float = 0.0
+    images_seen: int = 0
+    partial: EpochPosition | None = None
+
+
+def rng_state(gen: torch.Generator) -> dict:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "data": gen.get_state()}
+
+
+def set_rng_state(s: dict, gen: torch.Generator) -> None:
+    random.setstate(s["python"])
+    np.random.set_state(s["numpy"])
+    torch.set_rng_state(s["torch"])
+    if s["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(s["cuda"])
+    gen.set_state(s["data"])
+
+
+def training_state(cfg: DictConfig, model, optimizer, scheduler, gen: torch.Generator, progress: Progress,
+                   mean, std, wandb_id: str | None) -> dict[str, Any]:
+    """Everything ``restore`` needs to continue bit-exactly, plus the config this run dir belongs to."""
+    partial = asdict(progress.partial) if progress.partial is not None else None
+    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "rng": rng_state(gen), "epoch": progress.epoch, "history": progress.history,
+            "train_time_s": progress.train_time_s, "images_seen": progress.images_seen, "partial_epoch": partial,
+            "wandb_id": wandb_id, "mean": mean, "std": std, "config": OmegaConf.to_container(cfg, resolve=True),
+            "config_hash": records.config_hash(cfg), "training_config": records.training_config(cfg)}
+
+
+def restore(state: dict, model, optimizer, scheduler, gen: torch.Generator) -> Progress:
+    """Load ``state`` into the training objects; return where the run stopped."""
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    set_rng_state(state["rng"], gen)
+    partial = state.get("partial_epoch")
+    return Progress(state["epoch"], state["history"], state["train_time_s"], state["images_seen"],
+                    EpochPosition(**partial) if partial else None)

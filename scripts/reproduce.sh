@@ -13,7 +13,7 @@ FAILED=()
 step() { "$@" || FAILED+=("$*"); }
 
 # training-free claims (seconds each); their outputs are committed under results/
-for exp in even_drift even_erosion dilation_degeneration conv_arithmetic; do
+for exp in even_drift even_erosion dilation_degeneration conv_arithmetic paper_tables; do
   step python train.py experiment=$exp logger=none hydra.run.dir=results/$exp
   rm -rf results/$exp/.hydra results/$exp/train.log results/$exp/checkpoints results/$exp/wandb
 done

@@ -57,7 +57,11 @@ def _fwd_bwd(model: nn.Module, shape, num_classes: int) -> None:
 
 
 def test_every_model_has_small_kwargs():
-    assert set(list_models()) == set(SMALL_KWARGS)
+    # the ImageNet layouts (models/zoo/imagenet_*.py) have their own smoke tests: tests/test_imagenet_models.py
+    from models import _REGISTRY
+
+    imagenet = {n for n in list_models() if _REGISTRY[n].__module__.startswith("models.zoo.imagenet_")}
+    assert set(list_models()) - imagenet == set(SMALL_KWARGS)
 
 
 @pytest.mark.parametrize("name", sorted(SMALL_KWARGS))

@@ -101,14 +101,15 @@ def test_even_kernels_sweep_and_report(tmp_path):
     # RESULTS.md from these runs + the committed probe results: every claim has a row and a verdict
     from experiments.results_md import render, update_readme
 
-    for probe in ("even_drift", "even_erosion", "dilation_degeneration", "conv_arithmetic"):
+    for probe in ("even_drift", "even_erosion", "dilation_degeneration", "conv_arithmetic", "paper_tables"):
         shutil.copytree(ROOT / "results" / probe, tmp_path / "results" / probe)
     text = render(tmp_path / "results", sections)
     rows = {line.split("|")[1].strip(): line.split("|")[3].strip() for line in text.splitlines()
             if line.startswith("| ") and line.count("|") == 4 and "claim" not in line}
     assert {"even_drift", "even_erosion", "trained_drift", "even_kernels", "conv_arithmetic", "octave", "blurpool",
-            "rednet", "dilation_degeneration"} <= set(rows)
+            "rednet", "dilation_degeneration", "paper_tables"} <= set(rows)
     assert rows["even_drift"] == rows["dilation_degeneration"] == "reproduced"
+    assert rows["paper_tables"] != "not run"
     tallied = sum(int(n) for n, _ in (part.split(" ", 1) for part in rows["even_kernels"].split(": ", 1)[1].split(", ")
                                       if part[0].isdigit()))
     assert rows["even_kernels"].startswith("default: ") and tallied == sum(

@@ -71,13 +71,12 @@ def paper_tables_verdict(m: dict) -> tuple[str, str]:
     ok = m["n_params_match"] == m["n_params_rows"] and m["n_unexplained"] == 0
     rednet = ", ".join(f"RedNet-{d} {m[f'rednet{d}_macs_g']:.3f} G (mmcv + aggregation {m[f'rednet{d}_macs_mmcv_agg_g']:.3f} G)"
                        for d in (26, 50) if f"rednet{d}_macs_g" in m)
-    partly = f"partly reproduced: {m['n_match']}/{m['n_rows']} rows"
     return (f"{m['n_params_match']}/{m['n_params_rows']} params and {m['n_macs_match']}/{m['n_macs_rows']} MACs rows "
             f"within the printed precision, {m['n_unexplained']} mismatches unexplained "
             f"(results/paper_tables/paper_tables.md); RedNet MACs {rednet}; a 7x7 stem involution (unverified "
             f"candidate) fits {m.get('n_rednet_stem7_match', 0)}/{m.get('n_rednet_rows', 0)} RedNet figures",
-            ("reproduced" if ok else partly) + " (rule: every params row within printed precision; every MACs row "
-            "within it or carrying an explained counting convention)")
+            _verdict(ok) + f" (rule: every params row within printed precision; every MACs row within it or "
+            f"carrying an explained counting convention; {m['n_match']}/{m['n_rows']} rows match)")
 
 
 PROBES: dict[str, tuple[Callable[[dict], tuple[str, str]], str]] = {

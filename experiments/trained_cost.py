@@ -13,6 +13,20 @@ import torch.nn.functional as F
 from engine.inference import autocast
 
 
+def train_step_seconds(model, x, y, precision: str) -> float:
+    """Wall time of one forward + backward step (gradients dropped): the one step-timing harness, used by
+    ``measure_cost`` (per trained run) and ``scripts/benchmark_models.py`` (interleaved variants)."""
+    device = x.device
+    t = time.perf_counter()
+    with autocast(device, precision):
+        loss = F.cross_entropy(model(x).float(), y)
+    loss.backward()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    model.zero_grad(set_to_none=True)
+    return time.perf_counter() - t
+
+
 def measure_cost(model, prep, precision, test_x, batch_size: int = 128, steps: int = 5, **_) -> dict[str, float]:
     """Forward+backward img/s on ``batch_size`` test images and the peak memory of one step.
 
@@ -35,16 +49,7 @@ def measure_cost(model, prep, precision, test_x, batch_size: int = 128, steps: i
         loss = F.cross_entropy(model(x).float(), y)
     loss.backward()
     model.zero_grad(set_to_none=True)
-    times = []
-    for _ in range(steps):
-        t = time.perf_counter()
-        with autocast(device, precision):
-            loss = F.cross_entropy(model(x).float(), y)
-        loss.backward()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - t)
-    model.zero_grad(set_to_none=True)
+    times = [train_step_seconds(model, x, y, precision) for _ in range(steps)]
     with torch.no_grad():
         for k, v in model.named_buffers():
             v.copy_(buffers[k])

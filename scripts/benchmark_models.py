@@ -14,14 +14,13 @@ import argparse
 import csv
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from models import create_model  # noqa: E402
+from experiments.trained_cost import train_step_seconds  # noqa: E402
 from models.complexity import profile  # noqa: E402
 
 GROUPS = {
@@ -30,15 +29,6 @@ GROUPS = {
     "even": [("resnet20", {"conv": c}) for c in ("c3", "c2", "c2sp", "c4", "c4sp", "c5")],
     "blurpool": [("resnet20", {})] + [("resnet20", {"downsample": "blurpool", "filt_size": f}) for f in (1, 3, 5)],
 }
-
-
-def step_time(model, x, y, precision: str = "bf16") -> float:
-    t = time.perf_counter()
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-        loss = F.cross_entropy(model(x).float(), y)
-    loss.backward()
-    model.zero_grad(set_to_none=True)
-    return time.perf_counter() - t
 
 
 def main() -> None:
@@ -60,12 +50,12 @@ def main() -> None:
         for name, kw in GROUPS[group]:
             model = create_model(name, **kw).to(memory_format=torch.channels_last).train()
             p = profile(model, (3, 32, 32))
-            step_time(model, x, y, args.precision)  # warm-up
+            train_step_seconds(model, x, y, args.precision)  # warm-up
             label = " ".join([name] + [f"{k}={v}" for k, v in kw.items()])
             variants.append((label, model, p, []))
         for _ in range(args.rounds):
             for _, model, _, times in variants:
-                times.append(step_time(model, x, y, args.precision))
+                times.append(train_step_seconds(model, x, y, args.precision))
         base_t = statistics.median(variants[0][3])
         base_macs = variants[0][2]["macs"]
         for label, _, p, times in variants:

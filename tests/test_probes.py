@@ -26,7 +26,7 @@ from tests.helpers import ROOT
 
 pytestmark = pytest.mark.slow  # the probes run through train.py once per module (minutes)
 
-PROBES = ("even_drift", "even_erosion", "dilation_degeneration", "conv_arithmetic")
+PROBES = ("even_drift", "even_erosion", "dilation_degeneration", "conv_arithmetic", "paper_tables")
 
 
 class _FakeLogger:
@@ -75,6 +75,7 @@ def _metrics(run_dir: Path) -> dict:
     ("dilation_degeneration", ["valid_weights.csv", "valid_weights.png", "dilation_mae.csv", "dilation_mae.png",
                                "README.md", "metrics.json"]),
     ("conv_arithmetic", ["arithmetic.csv", "arithmetic.md", "octave_ratios.png", "README.md", "metrics.json"]),
+    ("paper_tables", ["paper_tables.csv", "paper_tables.md", "paper_tables.png", "README.md", "metrics.json"]),
 ])
 def test_probe_writes_its_files(probe_runs, name, files):
     d = probe_runs[name]

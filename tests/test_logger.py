@@ -71,7 +71,7 @@ def test_trained_experiment_runs_with_the_wandb_logger(experiment, smoke_run, tm
 
 @pytest.mark.slow
 def test_trained_drift_probe_runs_with_the_wandb_logger(smoke_run, tmp_path):
-    run_cli("experiment=trained_drift", *WANDB, f"probe.checkpoints={smoke_run}/checkpoints/last.pt",
+    run_cli("experiment=trained_drift", *WANDB, f"probe.checkpoints={smoke_run}/checkpoints/last.pt", "probe.experiment=smoke",
             "probe.images=32", run_dir=tmp_path / "probe")
     assert read_metrics(tmp_path / "probe")["status"] == "ok"
     assert _tables(tmp_path / "probe"), "the probe logged no table"

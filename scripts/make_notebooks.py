@@ -203,10 +203,10 @@ if rows:
 BLUR_DIAG = '''\
 if rows:
     curves = {}  # (model, augment, filt_size) -> per-seed p(correct) curves
-    for r in rows:
-        f = Path(r["run_dir"]) / "diagonal_stability.csv"
-        if f.exists():
-            curves.setdefault((r["model"], r["augment"], r["filt_size"]), []).append([p["p_correct"] for p in read_csv(f)])
+    for r in rows:  # the curve travels inside each run record (engine.records.small_tables)
+        table = r["artifacts"].get("diagonal_stability.csv")
+        if table:
+            curves.setdefault((r["model"], r["augment"], r["filt_size"]), []).append([float(p["p_correct"]) for p in table])
     fig, ax = plt.subplots(figsize=(6, 4))
     for (m, aug, filt), cs in sorted(curves.items(), key=str):
         ax.plot([sum(c[i] for c in cs) / len(cs) for i in range(len(cs[0]))], marker=".",

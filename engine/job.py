@@ -58,7 +58,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     dist.init()
     dist.quiet_other_ranks()
     out_dir = Path(dist.broadcast_str(str(cfg.paths.output_dir)))  # rank 0's, should the timestamps differ
-    _resolve_precision(cfg)  # before hashing: the hash holds what auto means
+    resolve_auto_precision(cfg)  # before hashing: the hash holds what auto means
     recorded = _recorded(cfg)
     if recorded is not None:
         log.info("skipping: config %s already has a record, %s (trainer.skip_recorded=true)",
@@ -101,7 +101,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
-def _resolve_precision(cfg: DictConfig) -> None:
+def resolve_auto_precision(cfg: DictConfig) -> None:
     """Replace ``trainer.precision=auto`` by what it means on the configured device, so configs, metrics and
     hashes say it (an unusable device is left for validation to report in one line)."""
     if cfg.trainer.precision != "auto":

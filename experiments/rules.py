@@ -63,9 +63,12 @@ def tested(claim: str, better, base, metric: str, rule=verdict, **extra) -> dict
         return {"claim": claim, "metric": metric, **extra, "diff": float("nan"), "ci_low": float("nan"),
                 "ci_high": float("nan"), "n_a": len(better), "n_b": len(base),
                 "verdict": f"no verdict: a net at chance level ({min(chance):.1f} % test accuracy)"}
-    higher = metric not in ("test_err",)
-    return {"claim": claim, "metric": metric, **extra,
-            **rule(values(better, metric), values(base, metric), higher_is_better=higher)}
+    return {"claim": claim, "metric": metric, **extra, **rule(values(better, metric), values(base, metric))}
+
+
+def mean_ratio(cell, base, metric: str) -> float:
+    """mean(cell) / mean(base) of a measured metric (img/s, saved activations)."""
+    return summarize(values(cell, metric)).mean / summarize(values(base, metric)).mean
 
 
 def fact(claim: str, metric: str, measured: float, expected: float | None = None) -> dict[str, Any]:
@@ -159,7 +162,7 @@ def rednet(rows, claim: dict) -> tuple[list[dict], list[dict], list[dict]]:
             continue
         for metric in ("params", "macs"):
             facts.append(fact(f"{m} K={k} / {BASELINES[m]}: {metric} ratio", metric, cell[0][metric] / base[0][metric]))
-        mem = summarize(values(cell, "saved_activation_mb")).mean / summarize(values(base, "saved_activation_mb")).mean
+        mem = mean_ratio(cell, base, "saved_activation_mb")
         facts.append(fact(f"{m} K={k} / {BASELINES[m]}: saved-activation ratio (one step, measured, not tested)",
                           "saved activations", mem))
         verdicts.append(tested(f"{m} K={k} is more accurate than {BASELINES[m]}", cell, base, "test_acc"))
@@ -177,8 +180,7 @@ def octave(rows, claim: dict) -> tuple[list[dict], list[dict], list[dict]]:
         if not a or base is None:
             continue
         mac = cell[0]["macs"] / base[0]["macs"]
-        speed = summarize(values(cell, "step_img_s")).mean / summarize(values(base, "step_img_s")).mean
-        mem = summarize(values(cell, "saved_activation_mb")).mean / summarize(values(base, "saved_activation_mb")).mean
+        speed, mem = mean_ratio(cell, base, "step_img_s"), mean_ratio(cell, base, "saved_activation_mb")
         facts += [fact(f"{m} alpha={a}: MAC ratio (theory: conv MACs only; measured: whole net)", "macs", mac,
                        1 - 1.5 * a + 0.75 * a * a),
                   fact(f"{m} alpha={a}: step-time ratio 1/(img/s ratio) vs the MAC ratio {mac:.3f} (measured)",

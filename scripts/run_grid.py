@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
+from engine.job import resolve_auto_precision  # noqa: E402
 from engine.records import config_hash, find_record  # noqa: E402
 from experiments.runs import read_records  # noqa: E402
 
@@ -40,11 +41,7 @@ def job_status(jobs: list[list[str]], profile: str, records_dir: Path) -> list[b
     out = []
     for job in jobs:
         cfg = compose("train", overrides=[*job, f"profile={profile}"])
-        if cfg.trainer.precision == "auto":  # hash what auto means on this machine, as a run would
-            from engine.inference import resolve_precision
-            from engine.loop import resolve_device
-
-            cfg.trainer.precision = resolve_precision("auto", resolve_device(str(cfg.trainer.device)))
+        resolve_auto_precision(cfg)  # hash what auto means on this machine, as a run would
         out.append(find_record(records_dir, config_hash(cfg)) is not None)
     return out
 

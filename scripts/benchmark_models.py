@@ -39,17 +39,22 @@ def main() -> None:
     ap.add_argument("--groups", nargs="*", default=list(GROUPS))
     ap.add_argument("--precision", choices=("bf16", "fp32"), default="bf16",
                     help="bf16 autocast (the committed numbers) or fp32; bf16 is slow where the CPU emulates it")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda[:N] (never falls back to the CPU)")
     ap.add_argument("--out", default=None, help="write model_speed.csv and model_speed.md here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    x = torch.randn(args.batch, 3, 32, 32).contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, 10, (args.batch,))
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        sys.exit(f"benchmark_models: --device {args.device} but torch sees no CUDA device")
+    device = torch.device(args.device)
+    x = torch.randn(args.batch, 3, 32, 32, device=device).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (args.batch,), device=device)
     rows = []
     for group in args.groups:
         variants = []
         for name, kw in GROUPS[group]:
-            model = create_model(name, **kw).to(memory_format=torch.channels_last).train()
+            model = create_model(name, **kw)
             p = profile(model, (3, 32, 32))
+            model = model.to(device, memory_format=torch.channels_last).train()
             train_step_seconds(model, x, y, args.precision)  # warm-up
             label = " ".join([name] + [f"{k}={v}" for k, v in kw.items()])
             variants.append((label, model, p, []))
@@ -63,7 +68,8 @@ def main() -> None:
             rows.append({"group": group, "variant": label, "params": p["params"], "macs": p["macs"],
                          "mac_ratio": round(p["macs"] / base_macs, 4), "img_s": round(args.batch / t, 1),
                          "time_ratio": round(t / base_t, 4)})
-    header = (f"torch {torch.__version__}, {args.threads} thread(s), batch {args.batch}, median of {args.rounds} "
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {args.threads} thread(s)"
+    header = (f"torch {torch.__version__}, {where}, batch {args.batch}, median of {args.rounds} "
               f"interleaved rounds, forward+backward {args.precision} channels_last")
     print(header)
     print(f"{'group':9s} {'variant':42s} {'params':>9s} {'MACs':>12s} {'MAC ratio':>9s} {'img/s':>7s} {'time ratio':>10s}")

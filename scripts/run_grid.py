@@ -1,21 +1,27 @@
-"""Run a grid of trained claims (configs/grid/<name>.yaml), one Hydra multirun per entry, in order.
+"""Run a grid of trained claims (configs/grid/<name>.yaml): its jobs in grid order, N at a time.
 
-    python scripts/run_grid.py standard            # continue the full-data grid (skips recorded configs)
-    python scripts/run_grid.py quick --dry-run     # what would run, what is recorded, the time estimate
+    python scripts/run_grid.py standard                  # continue the full-data grid (skips recorded configs)
+    python scripts/run_grid.py quick --dry-run           # what would run, what is recorded, the time estimate
+    python scripts/run_grid.py standard --jobs 10 --stop-after 60 trainer.device=cuda   # one GPU, one hour
 
-Before each sweep it prints how many of its jobs already have a run record (those are skipped) and an
-estimate of the time left, from the wall times of the records of the same experiment and profile. Jobs
-run two at a time with one thread each (hydra/launcher=parallel), in a fixed dir per sweep
-(multirun/grid-<name>/<index>-<hash>) so a killed job resumes from its checkpoint. A failed sweep is
-reported and the grid goes on; the exit code is 1 if any sweep failed.
+Each grid entry is a sweep in Hydra's comma syntax; its product gives single ``python train.py`` jobs. Before
+running it prints how many jobs of each sweep already have a run record (those are skipped) and an estimate
+from the wall times of the records. Jobs then run in grid order, ``--jobs`` at a time with ``--threads``
+each (two 1-thread jobs on a 2-core CPU; several jobs share one GPU), each in a fixed run dir
+(multirun/grid-<name>/<hash>, console output in <hash>.log) so a killed job resumes from its checkpoint.
+``--stop-after`` starts no new job after that many minutes. A failed job is recorded as failed, reported,
+and the grid goes on; the exit code is 1 if any job failed.
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
 import itertools
+import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,20 +33,17 @@ from engine.job import resolve_auto_precision  # noqa: E402
 from engine.records import config_hash, find_record  # noqa: E402
 from experiments.runs import read_records  # noqa: E402
 
-PARALLEL = ["hydra/launcher=parallel", "trainer.threads=1"]
-
-
 def expand(overrides: list[str]) -> list[list[str]]:
     """The single-job override lists of one sweep (comma lists -> their product, as Hydra's basic sweeper)."""
     choices = [[f"{o.split('=', 1)[0]}={v}" for v in o.split("=", 1)[1].split(",")] for o in overrides]
     return [list(c) for c in itertools.product(*choices)]
 
 
-def job_status(jobs: list[list[str]], profile: str, records_dir: Path) -> list[bool]:
-    """Whether each job's config already has an ok record."""
+def job_status(jobs: list[list[str]], profile: str, records_dir: Path, extra: list[str] = ()) -> list[bool]:
+    """Whether each job's config (with the ``extra`` overrides) already has an ok record."""
     out = []
     for job in jobs:
-        cfg = compose("train", overrides=[*job, f"profile={profile}"])
+        cfg = compose("train", overrides=[*job, f"profile={profile}", *extra])
         resolve_auto_precision(cfg)  # hash what auto means on this machine, as a run would
         out.append(find_record(records_dir, config_hash(cfg)) is not None)
     return out
@@ -53,40 +56,96 @@ def minutes_per_job(experiment: str, profile: str, records_dir: Path) -> float |
     return sum(walls) / len(walls) / 60 if walls else None
 
 
-def run_sweep(name: str, index: int, overrides: list[str], profile: str) -> int:
-    tag = hashlib.sha256(" ".join(overrides).encode()).hexdigest()[:8]
-    cmd = [sys.executable, str(ROOT / "train.py"), "-m", *overrides, f"profile={profile}", *PARALLEL,
-           f"hydra.sweep.dir=multirun/grid-{name}/{index:02d}-{tag}"]
-    print("  $", " ".join(cmd[1:]), flush=True)
-    return subprocess.run(cmd, cwd=ROOT).returncode
+def job_command(name: str, job: list[str], profile: str, threads: int, extra: list[str]) -> tuple[list[str], Path]:
+    """``python train.py`` for one job, in a fixed run dir per job (a killed job resumes from its checkpoint)."""
+    tag = hashlib.sha256(" ".join([*job, *extra]).encode()).hexdigest()[:10]
+    run_dir = Path("multirun") / f"grid-{name}" / tag
+    return ([sys.executable, str(ROOT / "train.py"), *job, f"profile={profile}", f"trainer.threads={threads}", *extra,
+             f"hydra.run.dir={run_dir}"], run_dir)
+
+
+def run_job(cmd: list[str], run_dir: Path) -> tuple[int, float]:
+    """Run one job with its console output in ``<run_dir>.log``; (exit code, minutes)."""
+    log_path = ROOT / f"{run_dir}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    t = time.time()
+    with open(log_path, "w") as log:
+        code = subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT).returncode
+    return code, (time.time() - t) / 60
+
+
+def run_pool(name: str, todo: list[list[str]], profile: str, args: argparse.Namespace) -> list[str]:
+    """Run ``todo`` in grid order, ``args.jobs`` at a time; start none after ``args.stop_after`` minutes.
+
+    Returns the jobs that failed. Each job's overrides, exit code and minutes are printed as it ends.
+    """
+    t0, failed, lock = time.time(), [], threading.Lock()
+    queue = list(enumerate(todo, 1))
+
+    def worker() -> None:
+        while True:
+            with lock:
+                late = args.stop_after is not None and (time.time() - t0) / 60 >= args.stop_after
+                if not queue or late:
+                    return
+                i, job = queue.pop(0)
+            cmd, run_dir = job_command(name, job, profile, args.threads, args.extra)
+            code, minutes = run_job(cmd, run_dir)
+            with lock:
+                state = "ok" if code == 0 else f"FAILED (exit {code}, see {run_dir}.log)"
+                print(f"  [{i}/{len(todo)}] {state} in {minutes:.1f} min: {' '.join(job)}", flush=True)
+                if code != 0:
+                    failed.append(" ".join(job))
+
+    threads = [threading.Thread(target=worker) for _ in range(args.jobs)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    if queue:
+        print(f"stopped after {args.stop_after} min (--stop-after): {len(queue)} jobs not started", flush=True)
+    return failed
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("grid", help="a file name under configs/grid (standard, quick)")
+    ap.add_argument("grid", help="a file name under configs/grid (standard, quick, ceiling)")
+    ap.add_argument("extra", nargs="*", help="overrides added to every job, e.g. trainer.device=cuda logger=none")
     ap.add_argument("--dry-run", action="store_true", help="print the plan and the estimate, run nothing")
-    ap.add_argument("--records", type=Path, default=ROOT / "results" / "records")
+    ap.add_argument("--jobs", type=int, default=2, help="jobs at a time (2 on a 2-core CPU; 8-12 share one GPU)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per job")
+    ap.add_argument("--stop-after", type=float, default=None, metavar="MIN",
+                    help="start no job after this many minutes (a lease or session that ends); running jobs finish")
+    ap.add_argument("--records", type=Path, default=Path(os.environ.get("CONVLAB_RECORDS", ROOT / "results" / "records")),
+                    help="where the jobs write their records (paths.records_dir: $CONVLAB_RECORDS, else results/records)")
     args = ap.parse_args()
+    if args.jobs < 1 or args.threads < 1:
+        sys.exit(f"run_grid: --jobs and --threads must be >= 1, got {args.jobs} and {args.threads}")
     path = ROOT / "configs" / "grid" / f"{args.grid}.yaml"
     if not path.exists():
         sys.exit(f"run_grid: no grid {path.relative_to(ROOT)}; have: "
                  f"{', '.join(p.stem for p in sorted(path.parent.glob('*.yaml')))}")
     grid = OmegaConf.load(path)
-    failed = []
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        plan = [(list(s), job_status(expand(list(s)), grid.profile, args.records)) for s in grid.sweeps]
-    left = [sum(not d for d in done) for _, done in plan]
-    print(f"grid {args.grid}: {len(plan)} sweeps, {sum(len(d) for _, d in plan)} jobs, {sum(left)} not yet recorded")
-    for i, ((overrides, done), todo) in enumerate(zip(plan, left), 1):
-        exp = overrides[0].split("=", 1)[1]
+        plan = [(job, done) for s in grid.sweeps
+                for job, done in zip(expand(list(s)), job_status(expand(list(s)), grid.profile, args.records,
+                                                                 args.extra))]
+    todo = [job for job, done in plan if not done]
+    print(f"grid {args.grid} (profile {grid.profile}): {len(grid.sweeps)} sweeps, {len(plan)} jobs, "
+          f"{len(todo)} not yet recorded; {args.jobs} at a time, {args.threads} thread(s) each", flush=True)
+    for i, s in enumerate(grid.sweeps, 1):
+        jobs = expand(list(s))
+        left = sum(1 for job, done in plan if job in jobs and not done)
+        exp = s[0].split("=", 1)[1]
         per_job = minutes_per_job(exp.replace("_baseline", ""), grid.profile, args.records)
-        eta = f", about {todo * per_job / 2 / 60:.1f} h at 2 jobs at a time" if per_job and todo else ""
-        print(f"[{i}/{len(plan)}] {' '.join(overrides)}: {len(done) - todo}/{len(done)} recorded{eta}", flush=True)
-        if todo and not args.dry_run and run_sweep(args.grid, i, overrides, grid.profile) != 0:
-            failed.append(i)
-            print(f"[{i}/{len(plan)}] FAILED (see multirun/grid-{args.grid}/; failed runs are recorded)", flush=True)
+        eta = f", about {left * per_job / args.jobs / 60:.1f} h at {args.jobs} at a time" \
+            if per_job and left else ""
+        print(f"[{i}/{len(grid.sweeps)}] {' '.join(s)}: {len(jobs) - left}/{len(jobs)} recorded{eta}", flush=True)
+    if args.dry_run or not todo:
+        return
+    failed = run_pool(args.grid, todo, grid.profile, args)
     if failed:
-        sys.exit(f"run_grid: sweeps {failed} of grid {args.grid} failed")
+        sys.exit(f"run_grid: {len(failed)} jobs of grid {args.grid} failed (recorded as failed): " + "; ".join(failed))
 
 
 if __name__ == "__main__":

@@ -162,18 +162,88 @@ def test_paper_tables_probe_flags_a_wrong_number(tmp_path):
 
 
 def test_mmcv_convention_counts_bias_bn_relu_pool_but_not_the_aggregation():
-    """``mmcv_macs`` (mmcls' get_flops convention): conv MACs + bias, BN 2/element, ReLU and pooling 1/element."""
+    """``mmcv_macs`` (mmcv's get_model_complexity_info): conv MACs + bias, BN 2/element, ReLU and pooling 1/element."""
     net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=True), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2))
     px = 8 * 8
     expected = 3 * 8 * 9 * px + 8 * px + 2 * 8 * px + 8 * px + 8 * px
     assert paper_tables.mmcv_macs(net, (3, 8, 8)) == expected
-    assert paper_tables.mmcv_macs(net, (3, 8, 8), pools=False) == expected - 8 * px
     inv = Involution2d(32, kernel_size=7)
     gen = 32 * 8 + 2 * 8 + 8 + 8 * 49 * 2 + 49 * 2  # conv1, BN, ReLU, conv2 + bias per pixel; G = 2
     assert paper_tables.mmcv_macs(inv, (32, 8, 8)) == gen * px  # the aggregation is invisible to it
     assert paper_tables.aggregation_macs(inv, (32, 8, 8)) == 32 * 49 * px
 
 
+class _TinyClassifier(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.pool(self.stem(x)), 1))
+
+
+def test_mmcls_get_flops_runs_backbone_and_neck_not_the_head():
+    """mmcls tools/get_flops.py counts ``extract_feat`` (backbone + GAP neck): the classifier's MACs are left out."""
+    net = _TinyClassifier()
+    px = 8 * 8
+    assert paper_tables.mmcls_get_flops(net, (3, 8, 8)) == 3 * 8 * 9 * px + 8 * px  # conv + GAP (input elements)
+    assert paper_tables.mmcv_macs(net, (3, 8, 8)) > paper_tables.mmcls_get_flops(net, (3, 8, 8))  # the head runs
+    with pytest.raises(ValueError, match="fc"):
+        paper_tables.extract_feat(nn.Sequential(nn.Linear(3, 3), nn.ReLU()))
+
+
 def test_rednet_stem_kernel_size_only_changes_the_stem_involution():
     a, b = create_model("imagenet_rednet26"), create_model("imagenet_rednet26", stem_kernel_size=7)
     assert count_params(b) - count_params(a) == (49 - 9) * 2 * (8 + 1)  # conv2: 8 -> K*K*G outputs, + bias
+
+
+def test_rednet152_readme_params_need_the_7x7_stem_involution():
+    """README 33.99 M: the cls code's 3x3 stem gives 33,984,582 (outside 33.985..33.995), the 7x7 stem 33,985,302."""
+    tol = paper_tables.half_unit("33.99")
+    assert abs(count_params(create_model("imagenet_rednet152", stem_kernel_size=7)) / 1e6 - 33.99) <= tol
+    assert abs(count_params(create_model("imagenet_rednet152")) / 1e6 - 33.99) > tol
+
+
+def test_truncated_cuts_to_the_printed_digits():
+    assert paper_tables.truncated(6.791016, "6.7") == "6.7"
+    assert paper_tables.truncated(2143.739904, "2143") == "2143"
+    assert paper_tables.truncated(7.978856, "8.0") == "7.9"  # rounding would print 8.0
+    assert paper_tables.truncated(4.74, "4.74") == "4.74"
+
+
+def _run_probe(tmp_path, rows):
+    table = tmp_path / "table.yaml"
+    table.write_text(yaml.safe_dump({"rows": rows, "rednet_note": SPEC["rednet_note"]}))
+    out = tmp_path / "out"
+    out.mkdir()
+    m = paper_tables.run(str(out), _Logger(), table=str(table))
+    with open(out / "paper_tables.csv") as f:
+        return m, {(r["label"], r["quantity"]): r for r in csv.DictReader(f)}
+
+
+def test_rednet_readme_figures_match_under_the_stated_build_and_counter(tmp_path):
+    """RedNet-26 README 9.23 M / 1.73 G: the 7x7-stem build, FLOPs = mmcls get_flops + involution aggregation.
+    Our own count (profile) and the cls code's 3x3 stem under the same counter both miss 1.73 G."""
+    m, got = _run_probe(tmp_path, _rows("RedNet-26"))
+    params, macs = got[("RedNet-26", "params")], got[("RedNet-26", "macs")]
+    assert params["verdict"] == "match (convention: README build, 7x7 stem involution)"
+    assert macs["verdict"].startswith("match (convention: README build, 7x7 stem involution; mmcls get_flops")
+    assert macs["counter"] == "mmcls_plus_aggregation"
+    assert abs(float(macs["ours"]) - 1.73) <= 0.005
+    assert abs(float(macs["profile_macs"]) - 1.73) > 0.005 and macs["cls_code_match"] == "0"
+    assert float(macs["mmcls"]) < float(macs["ours"])  # the aggregation is added on top of mmcv's count
+    assert m["n_convention"] == 2 and m["n_unexplained"] == 0 and m["n_rednet_stem7_match"] == 2
+
+
+def test_truncated_rows_are_explained_only_when_truncation_gives_the_printed_number(tmp_path):
+    """ResNet-50 0.5x C2: 5.352 M prints as 5.3 only truncated; a row claiming truncation for 5.2 stays unexplained."""
+    row = _rows("ResNet-50 0.5x C2")[0]
+    wrong = {**row, "label": "ResNet-50 0.5x C2 (wrong)", "params": "5.2"}
+    m, got = _run_probe(tmp_path, [row, wrong])
+    assert got[("ResNet-50 0.5x C2", "params")]["verdict"] == "mismatch (explained: printed truncated, not rounded)"
+    assert got[("ResNet-50 0.5x C2", "params")]["truncated"] == "5.3"
+    assert got[("ResNet-50 0.5x C2", "macs")]["verdict"] == "match"
+    assert got[("ResNet-50 0.5x C2 (wrong)", "params")]["verdict"] == "mismatch (unexplained)"
+    assert m["n_explained"] == 1 and m["n_unexplained"] == 1

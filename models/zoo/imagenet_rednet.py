@@ -7,10 +7,12 @@ CIFAR ``rednet26`` / ``rednet38`` of ``bottleneck_cifar`` (32x32 stems, quarter 
 
 Layout (224x224 input, PAPERS.md 3.2):
 
-* stem: 3x3 conv /2 (3 -> 32) + BN-ReLU, ``Involution2d(32, K=3)``, BN-ReLU, 3x3 conv (32 -> 64) +
-  BN-ReLU, 3x3/2 max-pool (56x56). ``stem_kernel_size`` changes the stem involution's K (3 as
-  PAPERS.md 3.2 reads rednet.py; 7 is the candidate that reproduces every README figure, see
-  experiments/paper_tables.yaml);
+* stem: 3x3 conv /2 (3 -> 32) + BN-ReLU, ``Involution2d(32, K=stem_kernel_size)``, BN-ReLU, 3x3 conv
+  (32 -> 64) + BN-ReLU, 3x3/2 max-pool (56x56). ``stem_kernel_size`` defaults to 3, as the ImageNet
+  code builds it (cls/mmcls/models/backbones/rednet.py ``involution(stem_channels // 2, 3, 1)`` in every
+  stored version, and PaddleClas' port of the released checkpoints); 7 is the stem of the repo's
+  det/mmdet backbone and the build the README's params / FLOPs table was computed on (all ten figures
+  fit it, see ``rednet_note`` in experiments/paper_tables.yaml);
 * four stages of bottlenecks, blocks (1,2,4,1) / (2,3,5,2) / (3,4,6,3) / (3,4,23,3) / (3,8,36,3),
   mid widths 64/128/256/512, expansion 4, strides 1/2/2/2 on the spatial op (mmcls "pytorch"
   style): 1x1 -> BN-ReLU -> ``Involution2d(mid, K=7, stride)`` -> BN-ReLU -> 1x1 -> BN, shortcut
@@ -18,8 +20,8 @@ Layout (224x224 input, PAPERS.md 3.2):
 * global average pool, linear 2048 -> ``num_classes`` (mmcls ``LinearClsHead``).
 
 ``Involution2d`` has mmcls' parameters exactly (1x1 C -> C/4 + BN + ReLU, 1x1 C/4 -> K*K*G with
-bias, G = C/16), so params match the README to every printed digit. Init as mmcls: He normal
-(fan_out) convs and ``zero_init_residual`` (each bottleneck's last BN gamma 0).
+bias, G = C/16), so params match the README to every printed digit (RedNet-152 needs the 7x7 stem).
+Init as mmcls: He normal (fan_out) convs and ``zero_init_residual`` (each bottleneck's last BN gamma 0).
 """
 from __future__ import annotations
 

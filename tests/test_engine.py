@@ -150,7 +150,7 @@ def test_fit_learns_on_cuda(tmp_path, precision):
 
 @cuda
 @pytest.mark.parametrize("kind", ["c2", "c2sp", "c3", "c4", "c4sp", "c5", "involution"])
-def test_layers_give_the_same_output_on_cuda_and_cpu(kind):
+def test_layers_give_the_same_output_on_cuda_and_cpu(kind, exact_fp32_cuda):
     from models.layers import create_conv
 
     torch.manual_seed(0)

@@ -574,7 +574,7 @@ def test_create_conv_errors_and_downsample():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_involution_cuda_fp32_and_autocast():
+def test_involution_cuda_fp32_and_autocast(exact_fp32_cuda):
     torch.manual_seed(0)
     x, ker = _inv_inputs(2, 32, 2, 16, 16, 7, 1)
     x, ker = x.cuda().requires_grad_(), ker.cuda().requires_grad_()
@@ -610,7 +610,7 @@ _CUDA_LAYERS = {
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("name", sorted(_CUDA_LAYERS))
-def test_layers_on_cuda_match_cpu(name):
+def test_layers_on_cuda_match_cpu(name, exact_fp32_cuda):
     """Every layer family runs forward and backward on CUDA with the CPU's results (fp32)."""
     torch.manual_seed(0)
     m = _CUDA_LAYERS[name]()

@@ -118,7 +118,7 @@ def main() -> None:
                     help="start no job after this many minutes (a lease or session that ends); running jobs finish")
     ap.add_argument("--records", type=Path, default=Path(os.environ.get("CONVLAB_RECORDS", ROOT / "results" / "records")),
                     help="where the jobs write their records (paths.records_dir: $CONVLAB_RECORDS, else results/records)")
-    args = ap.parse_args()
+    args = ap.parse_intermixed_args()  # overrides may come before or after the options
     if args.jobs < 1 or args.threads < 1:
         sys.exit(f"run_grid: --jobs and --threads must be >= 1, got {args.jobs} and {args.threads}")
     path = ROOT / "configs" / "grid" / f"{args.grid}.yaml"

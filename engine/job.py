@@ -158,11 +158,16 @@ def _bookkeeping(cfg: DictConfig, device: torch.device | None, wall: float) -> d
             "task": cfg.task, "experiment": cfg.get("experiment_name") or "default",
             "variant": "" if probe else cfg.get("variant") or "", "precision": cfg.trainer.precision,
             "device": str(device if device is not None else cfg.trainer.device),
-            "hardware": f"{_cpu_name()} ({os.cpu_count()} cores), {torch.get_num_threads()} thread(s){gpu}",
+            "hardware": f"{machine_name()}, {torch.get_num_threads()} thread(s){gpu}",
             "torch": torch.__version__, "wall_time_s": wall, "config_hash": records.config_hash(cfg),
             "training_config": records.training_config(cfg),
             "git_commit": records.git_state()["commit"], "git_dirty": records.git_state()["dirty"],
             "date": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())}
+
+
+def machine_name() -> str:
+    """``"<CPU model> (<n> cores)"``: how a record's ``hardware`` starts on this machine."""
+    return f"{_cpu_name()} ({os.cpu_count()} cores)"
 
 
 def _cpu_name() -> str:

@@ -64,7 +64,8 @@ def _provenance(rows: list[dict], failed: list[dict]) -> str:
     budget = sorted({f"{r['dataset']}, {r['train_subset'] or 'all'} train images, {r['epochs']} epochs, "
                      f"{r.get('precision') or '?'}" for r in rows})
     return (f"Runs: {len(rows)} ok, {len(failed)} failed; budget: {'; '.join(budget)}. {listed('hardware', 'Hardware')}. "
-            f"{listed('git_commit', 'Code')} (unknown = backfilled from the runs.csv of commit d883c42). "
+            f"{listed('git_commit', 'Code')}"
+            f"{' (unknown = backfilled from the runs.csv of commit d883c42)' if any(r['backfilled'] for r in rows) else ''}. "
             f"Dates {min(r['date'] for r in rows)} to {max(r['date'] for r in rows)} (UTC).")
 
 

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from engine.job import resolve_auto_precision  # noqa: E402
+from engine.job import machine_name, resolve_auto_precision  # noqa: E402
 from engine.records import config_hash, find_record  # noqa: E402
 from experiments.runs import read_records  # noqa: E402
 
@@ -50,23 +50,26 @@ def job_status(jobs: list[list[str]], profile: str, records_dir: Path, extra: li
 
 
 def minutes_per_job(experiment: str, profile: str, records_dir: Path) -> float | None:
+    """Mean wall time of the ok records of this experiment and profile made on this machine (CPU model, cores)."""
+    here = machine_name()
     walls = [r["metrics"].get("wall_time_s") for r in read_records([records_dir / profile])
-             if r["experiment"] == experiment and r["status"] == "ok"]
+             if r["experiment"] == experiment and r["status"] == "ok" and str(r.get("hardware")).startswith(here)]
     walls = [w for w in walls if isinstance(w, (int, float))]
     return sum(walls) / len(walls) / 60 if walls else None
 
 
-def job_command(name: str, job: list[str], profile: str, threads: int, extra: list[str]) -> tuple[list[str], Path]:
+def job_command(name: str, job: list[str], profile: str, threads: int, extra: list[str],
+                runs_dir: Path) -> tuple[list[str], Path]:
     """``python train.py`` for one job, in a fixed run dir per job (a killed job resumes from its checkpoint)."""
     tag = hashlib.sha256(" ".join([*job, *extra]).encode()).hexdigest()[:10]
-    run_dir = Path("multirun") / f"grid-{name}" / tag
+    run_dir = runs_dir / f"grid-{name}" / tag
     return ([sys.executable, str(ROOT / "train.py"), *job, f"profile={profile}", f"trainer.threads={threads}", *extra,
              f"hydra.run.dir={run_dir}"], run_dir)
 
 
 def run_job(cmd: list[str], run_dir: Path) -> tuple[int, float]:
     """Run one job with its console output in ``<run_dir>.log``; (exit code, minutes)."""
-    log_path = ROOT / f"{run_dir}.log"
+    log_path = Path(f"{run_dir}.log")
     log_path.parent.mkdir(parents=True, exist_ok=True)
     t = time.time()
     with open(log_path, "w") as log:
@@ -89,7 +92,7 @@ def run_pool(name: str, todo: list[list[str]], profile: str, args: argparse.Name
                 if not queue or late:
                     return
                 i, job = queue.pop(0)
-            cmd, run_dir = job_command(name, job, profile, args.threads, args.extra)
+            cmd, run_dir = job_command(name, job, profile, args.threads, args.extra, args.runs_dir)
             code, minutes = run_job(cmd, run_dir)
             with lock:
                 state = "ok" if code == 0 else f"FAILED (exit {code}, see {run_dir}.log)"
@@ -109,21 +112,22 @@ def run_pool(name: str, todo: list[list[str]], profile: str, args: argparse.Name
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("grid", help="a file name under configs/grid (standard, quick, ceiling)")
+    ap.add_argument("grid", help="a grid under configs/grid (standard, quick, ceiling) or the path of a .yaml grid file")
     ap.add_argument("extra", nargs="*", help="overrides added to every job, e.g. trainer.device=cuda logger=none")
     ap.add_argument("--dry-run", action="store_true", help="print the plan and the estimate, run nothing")
     ap.add_argument("--jobs", type=int, default=2, help="jobs at a time (2 on a 2-core CPU; 8-12 share one GPU)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per job")
     ap.add_argument("--stop-after", type=float, default=None, metavar="MIN",
                     help="start no job after this many minutes (a lease or session that ends); running jobs finish")
+    ap.add_argument("--runs-dir", type=Path, default=ROOT / "multirun", help="run dirs: <runs-dir>/grid-<name>/<hash>")
     ap.add_argument("--records", type=Path, default=Path(os.environ.get("CONVLAB_RECORDS", ROOT / "results" / "records")),
                     help="where the jobs write their records (paths.records_dir: $CONVLAB_RECORDS, else results/records)")
-    args = ap.parse_args()
+    args = ap.parse_intermixed_args()  # overrides may come before or after the options
     if args.jobs < 1 or args.threads < 1:
         sys.exit(f"run_grid: --jobs and --threads must be >= 1, got {args.jobs} and {args.threads}")
-    path = ROOT / "configs" / "grid" / f"{args.grid}.yaml"
+    path = Path(args.grid) if args.grid.endswith(".yaml") else ROOT / "configs" / "grid" / f"{args.grid}.yaml"
     if not path.exists():
-        sys.exit(f"run_grid: no grid {path.relative_to(ROOT)}; have: "
+        sys.exit(f"run_grid: no grid {path}; have: "
                  f"{', '.join(p.stem for p in sorted(path.parent.glob('*.yaml')))}")
     grid = OmegaConf.load(path)
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
@@ -138,14 +142,14 @@ def main() -> None:
         left = sum(1 for job, done in plan if job in jobs and not done)
         exp = s[0].split("=", 1)[1]
         per_job = minutes_per_job(exp.replace("_baseline", ""), grid.profile, args.records)
-        eta = f", about {left * per_job / args.jobs / 60:.1f} h at {args.jobs} at a time" \
+        eta = f", about {left * per_job / args.jobs / 60:.1f} h at {args.jobs} at a time on this machine" \
             if per_job and left else ""
         print(f"[{i}/{len(grid.sweeps)}] {' '.join(s)}: {len(jobs) - left}/{len(jobs)} recorded{eta}", flush=True)
     if args.dry_run or not todo:
         return
-    failed = run_pool(args.grid, todo, grid.profile, args)
+    failed = run_pool(path.stem, todo, grid.profile, args)
     if failed:
-        sys.exit(f"run_grid: {len(failed)} jobs of grid {args.grid} failed (recorded as failed): " + "; ".join(failed))
+        sys.exit(f"run_grid: {len(failed)} jobs of grid {path.stem} failed (recorded as failed): " + "; ".join(failed))
 
 
 if __name__ == "__main__":

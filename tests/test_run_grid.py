@@ -1,0 +1,51 @@
+"""scripts/run_grid.py: a grid's jobs run in order through a pool, records make a rerun skip them, failures count."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_JOB = ("experiment=smoke, data=synthetic, data.train_subset=null, data.train_size=256, data.val_size=64, data.test_size=64, "
+            "data.image_size=8, data.batch_size=64, model.width=0.5, trainer.epochs=1")
+GRID = f"""profile: quick
+sweeps:
+  - [{TINY_JOB}, "seed=0,1"]
+  - [{TINY_JOB}, model.conv=c9]
+"""
+
+
+def _run_grid(tmp_path, *args):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CONVLAB_RECORDS": str(tmp_path / "records")}
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "run_grid.py"), str(tmp_path / "tiny.yaml"),
+                           "--runs-dir", str(tmp_path / "runs"), *args, "logger=none"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+
+
+@pytest.mark.slow  # three tiny training jobs in subprocesses
+def test_grid_runs_in_a_pool_records_each_job_and_a_rerun_skips_them(tmp_path):
+    (tmp_path / "tiny.yaml").write_text(GRID)
+    proc = _run_grid(tmp_path, "--jobs", "2")
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # the c9 job fails ...
+    assert "3 not yet recorded; 2 at a time" in proc.stdout
+    assert proc.stdout.count("] ok in ") == 2 and "FAILED (exit 2" in proc.stdout  # ... and the others still ran
+    assert "model.conv=c9" in proc.stderr.splitlines()[-1]
+    records = [json.loads(p.read_text()) for p in (tmp_path / "records" / "quick" / "smoke").glob("*.json")]
+    assert sorted(r["seed"] for r in records if r["status"] == "ok") == [0, 1]
+    assert all("logger=none" in r["overrides"] for r in records)
+    assert len(list((tmp_path / "runs" / "grid-tiny").glob("*.log"))) == 3  # one console log per job
+
+    again = _run_grid(tmp_path, "--dry-run")
+    assert again.returncode == 0 and "[1/2]" in again.stdout and "2/2 recorded" in again.stdout
+    assert "0/1 recorded" in again.stdout  # the failed job is not skipped next time
+
+
+def test_stop_after_starts_no_job_and_bad_jobs_count_is_refused(tmp_path):
+    (tmp_path / "tiny.yaml").write_text(GRID)
+    proc = _run_grid(tmp_path, "--stop-after", "0")
+    assert proc.returncode == 0 and "3 jobs not started" in proc.stdout
+    assert not (tmp_path / "records").exists()
+    bad = _run_grid(tmp_path, "--jobs", "0")
+    assert bad.returncode != 0 and "--jobs and --threads must be >= 1" in bad.stderr

@@ -131,20 +131,21 @@ def main() -> None:
                  f"{', '.join(p.stem for p in sorted(path.parent.glob('*.yaml')))}")
     grid = OmegaConf.load(path)
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        plan = [(job, done) for s in grid.sweeps
-                for job, done in zip(expand(list(s)), job_status(expand(list(s)), grid.profile, args.records,
-                                                                 args.extra))]
-    todo = [job for job, done in plan if not done]
-    print(f"grid {args.grid} (profile {grid.profile}): {len(grid.sweeps)} sweeps, {len(plan)} jobs, "
+        plan = []  # per sweep: (its overrides, its jobs not yet recorded, its number of jobs)
+        for s in grid.sweeps:
+            jobs = expand(list(s))
+            done = job_status(jobs, grid.profile, args.records, args.extra)
+            plan.append((list(s), [job for job, d in zip(jobs, done) if not d], len(jobs)))
+    todo = [job for _, left, _ in plan for job in left]
+    print(f"grid {args.grid} (profile {grid.profile}): {len(plan)} sweeps, {sum(n for *_, n in plan)} jobs, "
           f"{len(todo)} not yet recorded; {args.jobs} at a time, {args.threads} thread(s) each", flush=True)
-    for i, s in enumerate(grid.sweeps, 1):
-        jobs = expand(list(s))
-        left = sum(1 for job, done in plan if job in jobs and not done)
+    for i, (s, jobs_left, n) in enumerate(plan, 1):
+        left = len(jobs_left)
         exp = s[0].split("=", 1)[1]
         per_job = minutes_per_job(exp.replace("_baseline", ""), grid.profile, args.records)
         eta = f", about {left * per_job / args.jobs / 60:.1f} h at {args.jobs} at a time on this machine" \
             if per_job and left else ""
-        print(f"[{i}/{len(grid.sweeps)}] {' '.join(s)}: {len(jobs) - left}/{len(jobs)} recorded{eta}", flush=True)
+        print(f"[{i}/{len(plan)}] {' '.join(s)}: {n - left}/{n} recorded{eta}", flush=True)
     if args.dry_run or not todo:
         return
     failed = run_pool(path.stem, todo, grid.profile, args)

@@ -104,12 +104,15 @@ def _input_shape_from_checkpoint(path: str, model: nn.Module, batch: int) -> tup
 
 
 @torch.no_grad()
-def trained_q(model: nn.Module, input_shape, seed: int = 0, label: str = "trained") -> list[dict]:
-    """Q after every spatial conv and every residual block of ``model`` on U[0,1] noise (eval mode)."""
+def trained_q(model: nn.Module, input_shape, seed: int = 0, label: str = "trained",
+              x: torch.Tensor | None = None) -> list[dict]:
+    """Q after every spatial conv and every residual block of ``model`` (eval mode) on ``x``, else on
+    U[0,1] noise of ``input_shape``."""
     model = model.eval()
     p = next(model.parameters())
-    g = torch.Generator().manual_seed(seed)
-    x = torch.rand(*input_shape, generator=g, dtype=torch.float32).to(device=p.device, dtype=p.dtype)
+    if x is None:
+        x = torch.rand(*input_shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float32)
+    x = x.to(device=p.device, dtype=p.dtype)
     recs: dict[str, list] = {"conv": [], "block": []}
     hooks = []
 

@@ -58,13 +58,30 @@ def arithmetic_verdict(m: dict) -> tuple[str, str]:
             _verdict(ok) + " (rule: every row agrees; octave ratios within 0.01 of theory)")
 
 
+def _nets(m: dict) -> str:
+    """Which trained nets a probe read: their profile (older probe outputs did not record it)."""
+    return f"{m['profile']}-profile nets" if m.get("profile") else "nets of an earlier sweep (profile not recorded)"
+
+
 def trained_drift_verdict(m: dict) -> tuple[str, str]:
     c2, sp = m["offset_last_stage_c2"], m["offset_last_stage_c2sp"]
     ok = m["up_left_runs_c2"] == m["runs_c2"] and sp < c2 / 2
-    return (f"last (8x8) stage of the trained nets: C2 centroid offset (dy, dx) = ({m['dy_last_stage_c2']:.2f}, "
+    return (f"{_nets(m)}, last (8x8) stage: C2 centroid offset (dy, dx) = ({m['dy_last_stage_c2']:.2f}, "
             f"{m['dx_last_stage_c2']:.2f}) px, up-left in {m['up_left_runs_c2']}/{m['runs_c2']} runs; "
             f"mean |offset| C2 {c2:.2f} px vs C2sp {sp:.2f} px, C3 {m.get('offset_last_stage_c3', float('nan')):.2f} px",
             _verdict(ok) + " (rule: C2 up-left in every run and C2sp's mean offset below half of C2's)")
+
+
+def trained_erosion_verdict(m: dict) -> tuple[str, str]:
+    q = ", ".join(f"{k.upper()} {10 ** m[f'log10_q_last_block_{k}']:.3g} (n={m[f'runs_{k}']})"
+                  for k in ("c2", "c2sp", "c3") if f"log10_q_last_block_{k}" in m)
+    diffs = "; ".join(f"{a.upper()} - {b.upper()} {m[f'{a}_minus_{b}']:+.3f} (CI {m[f'{a}_minus_{b}_ci_low']:+.3f} to "
+                      f"{m[f'{a}_minus_{b}_ci_high']:+.3f})" for a, b in (("c2sp", "c2"), ("c3", "c2"))
+                      if f"{a}_minus_{b}" in m and m[f"{a}_minus_{b}_ci_low"] == m[f"{a}_minus_{b}_ci_low"])
+    return (f"{_nets(m)}: Q at the last block (geometric mean over runs) {q}" + (f"; log10 differences {diffs}"
+                                                                                 if diffs else ""),
+            m["verdict"] + " (rule: 95% Welch intervals over runs of log10 Q at the last block, C2sp - C2 and "
+            "C3 - C2, both above 0; experiments/trained_erosion.py)")
 
 
 def paper_tables_verdict(m: dict) -> tuple[str, str]:
@@ -85,6 +102,7 @@ PROBES: dict[str, tuple[Callable[[dict], tuple[str, str]], str]] = {
     "even_drift": (drift_verdict, "feature_maps.png"),
     "even_erosion": (erosion_verdict, "erosion.png"),
     "trained_drift": (trained_drift_verdict, "trained_drift.png"),
+    "trained_erosion": (trained_erosion_verdict, "trained_erosion.png"),
     "dilation_degeneration": (dilation_verdict, "valid_weights.png"),
     "conv_arithmetic": (arithmetic_verdict, "octave_ratios.png"),
     "paper_tables": (paper_tables_verdict, "paper_tables.png"),

@@ -46,37 +46,65 @@ def stage_maps(model: torch.nn.Module, x: torch.Tensor) -> "OrderedDict[int, tor
     return OrderedDict((out.shape[-1], out.abs().mean((0, 1))) for out in model.forward_stages(x))
 
 
-def compute(checkpoints: str, images: int, model: str | None, experiment: str | None) -> tuple[list[dict], dict, list]:
-    """Rows (one per run and stage), one map per (conv, size) of the first run (for the figure), model names."""
+def select_runs(checkpoints: str, experiment: str | None, model: str | None,
+                profile: str | None = None) -> tuple[list[tuple[str, dict]], list[str]]:
+    """``(path, checkpoint state)`` of every run to probe, and the model names kept (``[model]`` or all found).
+
+    Keeps the runs of ``experiment`` (``experiment_name``), ``model`` (``model.name``) and ``profile``
+    (``profile_name``), each None = any; raises a one-line ``ConfigError`` when nothing is left."""
     paths = find_checkpoints(checkpoints)
-    rows, panels, found, test_x = [], {}, set(), {}
+    runs, found = [], set()
     for path in paths:
         state = load_checkpoint(path)
         cfg = state["config"]
         if experiment is not None and cfg.get("experiment_name") != experiment:
             continue
-        found.add(cfg["model"]["name"])
-        if model is not None and cfg["model"]["name"] != model:
+        if profile is not None and cfg.get("profile_name") != profile:
             continue
+        found.add(cfg["model"]["name"])
+        if model is None or cfg["model"]["name"] == model:
+            runs.append((path, state))
+    if not found:
+        of = f" of an {experiment!r} run" if experiment else ""
+        of += f" of profile {profile!r}" if profile else ""
+        raise ConfigError(f"probe.checkpoints={checkpoints!r} holds no checkpoints/last.pt{of} ({len(paths)} checkpoint(s) "
+                          "found); pass a sweep dir or glob, or train first: python train.py -m experiment=even_kernels")
+    if not runs:
+        raise ConfigError(f"probe.model={model!r}: none of the {len(paths)} checkpoints matching "
+                          f"{checkpoints!r} is one (they are {', '.join(sorted(found))})")
+    return runs, [model] if model is not None else sorted(found)
+
+
+def test_images(state: dict, images: int, cache: dict) -> torch.Tensor:
+    """The first ``images`` test images of the run's own dataset, normalised as in training (each dataset
+    loaded once per ``cache``)."""
+    source = repr(state["config"]["data"]["source"])
+    if source not in cache:
+        cache[source] = instantiate(state["config"]["data"]["source"]).test_x[:images]
+    return Batches(state["mean"], state["std"], torch.device("cpu"), False)(cache[source])
+
+
+def compute(checkpoints: str, images: int, model: str | None, experiment: str | None,
+            profile: str | None = None) -> tuple[list[dict], dict, list, list]:
+    """Rows (one per run and stage), one map per (conv, size) of the first run (for the figure), model names,
+    profiles of the runs."""
+    runs, names = select_runs(checkpoints, experiment, model, profile)
+    rows, panels, cache = [], {}, {}
+    for path, state in runs:
+        cfg = state["config"]
         net = model_from_state(state).float()
-        source = repr(cfg["data"]["source"])  # load each dataset once, not once per checkpoint
-        if source not in test_x:
-            test_x[source] = instantiate(cfg["data"]["source"]).test_x[:images]
-        prep = Batches(state["mean"], state["std"], torch.device("cpu"), False)
         conv = cfg["model"].get("conv", "?")
-        for size, m in stage_maps(net, prep(test_x[source])).items():
+        for size, m in stage_maps(net, test_images(state, images, cache)).items():
             cy, cx, _ = centroid(m[None, None].double())
             rows.append({"run": os.path.dirname(os.path.dirname(path)), "conv": conv, "seed": cfg["seed"],
                          "size": size, "dy": cy - (size - 1) / 2, "dx": cx - (size - 1) / 2})
             panels.setdefault(conv, {}).setdefault(size, m)
-    if not found:
-        of = f" of an {experiment!r} run" if experiment else ""
-        raise ConfigError(f"probe.checkpoints={checkpoints!r} holds no checkpoints/last.pt{of} ({len(paths)} checkpoint(s) "
-                          "found); pass a sweep dir or glob, or train first: python train.py -m experiment=even_kernels")
-    if model is not None and not rows:
-        raise ConfigError(f"probe.model={model!r}: none of the {len(paths)} checkpoints matching "
-                          f"{checkpoints!r} is one (they are {', '.join(sorted(found))})")
-    return rows, panels, [model] if model is not None else sorted(found)
+    return rows, panels, names, profiles_of(runs)
+
+
+def profiles_of(runs: list[tuple[str, dict]]) -> list[str]:
+    """The ``profile_name`` of the probed runs (sorted, "?" where a checkpoint has none)."""
+    return sorted({str(state["config"].get("profile_name") or "?") for _, state in runs})
 
 
 def summarise(rows: list[dict], panels: dict) -> dict:
@@ -94,14 +122,14 @@ def summarise(rows: list[dict], panels: dict) -> dict:
 
 
 def run(out_dir: str, logger, checkpoints: str = "multirun", images: int = 1000, model: str | None = None,
-        experiment: str | None = "even_kernels") -> dict:
+        experiment: str | None = "even_kernels", profile: str | None = None) -> dict:
     """``checkpoints``: a sweep dir (searched recursively), a glob or one ``last.pt``; ``model``: keep only
     this ``model.name`` (a sweep over depths mixes them); ``experiment``: keep only runs of this
-    ``experiment_name`` (None: any)."""
-    rows, panels, names = compute(checkpoints, images, model, experiment)
+    ``experiment_name``; ``profile``: keep only runs of this ``profile_name`` (None: any)."""
+    rows, panels, names, profiles = compute(checkpoints, images, model, experiment, profile)
     write_csv(os.path.join(out_dir, "trained_drift.csv"), COLUMNS, rows)
     plot(panels, os.path.join(out_dir, "trained_drift.png"), ", ".join(names))
-    metrics = summarise(rows, panels)
+    metrics = {**summarise(rows, panels), "profile": ", ".join(profiles)}
     write_readme(out_dir, "trained_drift: feature-map centroids of trained networks (Wu et al. 2019, E1)",
                  SETUP, metrics, ["trained_drift.csv", "trained_drift.png"], claim=CLAIM)
     log_outputs(logger, out_dir, {"trained_drift": "trained_drift.csv"}, {"trained_drift": "trained_drift.png"})

@@ -21,22 +21,15 @@ done
 step python scripts/run_grid.py "$GRID"
 
 # the drift and erosion probes on the trained even-kernel networks of this grid, at depth 20 and 56
+# (run_grid keeps each job's checkpoint in multirun/grid-<grid>/<hash>/checkpoints/last.pt)
 for model in resnet20 resnet56; do
-  ckpts="multirun/grid-$GRID/*/*/checkpoints/last.pt"
-  suffix=$([ $model = resnet20 ] && echo "" || echo "_$model")
-  step python train.py experiment=trained_drift logger=none hydra.run.dir=results/trained_drift$suffix \
-    "probe.checkpoints=$ckpts" probe.model=$model
-  for conv in c2 c2sp c3; do  # erosion of the seed-0 net of each kind
-    ckpt=$(python -c "import glob; from omegaconf import OmegaConf as O
-for c in sorted(glob.glob('$ckpts')):
-    cfg = O.load(c.rsplit('/checkpoints/', 1)[0] + '/.hydra/config.yaml')
-    if (cfg.get('experiment_name'), cfg.model.get('conv'), cfg.seed, cfg.model.name) == ('even_kernels', '$conv', 0, '$model'):
-        print(c); break")
-    [ -n "$ckpt" ] && step python train.py experiment=even_erosion logger=none probe.checkpoint=$ckpt \
-      hydra.run.dir=results/even_erosion_trained$suffix/$conv
+  suffix=_$GRID$([ $model = resnet20 ] || echo "_$model")
+  for probe in trained_drift trained_erosion; do
+    step python train.py experiment=$probe logger=none hydra.run.dir=results/$probe$suffix \
+      probe.checkpoints=multirun/grid-$GRID probe.model=$model probe.profile=$GRID
   done
 done
-rm -rf results/trained_drift*/{.hydra,train.log} results/even_erosion_trained*/*/{.hydra,train.log}
+rm -rf results/trained_{drift,erosion}_*/{.hydra,train.log}
 
 step python scripts/report.py --results-md RESULTS.md --readme README.md
 if [ ${#FAILED[@]} -gt 0 ]; then

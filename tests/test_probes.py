@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import subprocess
 import sys
@@ -185,3 +186,82 @@ def test_even_erosion_trained_path_from_a_checkpoint(tmp_path):
     assert [int(r["size"]) for r in conv][-1] == 4  # 16 -> 8 -> 4
     assert m["n_layers_trained_conv"] == 19 and m["n_layers_trained_block"] == 9
     assert set(logger.tables) == {"erosion"} and set(logger.images) == {"erosion"}
+
+
+def _even_state(conv: str, seed: int, profile: str = "standard") -> dict:
+    """A checkpoint state like train.py writes, of a random-init narrow ResNet-20 on 16x16 synthetic data."""
+    from models import create_model
+
+    torch.manual_seed(seed)
+    model = create_model("resnet20", num_classes=10, in_channels=3, conv=conv, width=0.25)
+    source = {"_target_": "engine.data.synthetic", "image_size": 16, "channels": 3, "num_classes": 10,
+              "train_size": 64, "test_size": 32, "seed": 0}
+    cfg = {"experiment_name": "even_kernels", "profile_name": profile, "seed": seed,
+           "model": {"_target_": "models.create_model", "name": "resnet20", "num_classes": 10, "in_channels": 3,
+                     "conv": conv, "width": 0.25},
+           "data": {"channels": 3, "image_size": 16, "source": source}}
+    return {"model": model.state_dict(), "config": cfg, "mean": torch.full((3,), 0.5), "std": torch.full((3,), 0.25)}
+
+
+def test_trained_erosion_probe_reads_every_run_and_applies_the_rule(tmp_path):
+    """One Q curve per run from the checkpoints of one profile; the verdict is the stated rule over runs."""
+    from engine.checkpoint import save_atomic
+    from engine.validate import ConfigError
+    from experiments import trained_erosion
+    from experiments.stats import verdict
+
+    for i, (conv, seed) in enumerate([(c, s) for c in ("c2", "c2sp", "c3") for s in (0, 1)]):
+        save_atomic(_even_state(conv, seed), tmp_path / "sweep" / str(i) / "checkpoints" / "last.pt")
+    save_atomic(_even_state("c2", 5, profile="quick"), tmp_path / "sweep" / "q" / "checkpoints" / "last.pt")
+    logger = _FakeLogger()
+    m = trained_erosion.run(str(tmp_path / "out"), logger, checkpoints=str(tmp_path / "sweep"), images=16,
+                            profile="standard")
+    rows = _csv(tmp_path / "out" / "trained_erosion.csv")
+    assert len({r["run"] for r in rows}) == 6 and m["n_checkpoints"] == 6 and m["profile"] == "standard"
+    block = [r for r in rows if r["curve"] == "block"]
+    assert len(block) == 6 * (1 + 9)  # per run: the input + 9 residual blocks
+    last = {}  # log10 Q at the last block of each run, straight from the CSV
+    for r in block:
+        if r["layer"] == "9":
+            last.setdefault(r["conv"], []).append(math.log10(float(r["q"])))
+    assert m["runs_c2"] == m["runs_c2sp"] == m["runs_c3"] == 2
+    expect = verdict(last["c2sp"], last["c2"])
+    assert math.isclose(m["c2sp_minus_c2"], expect["diff"], rel_tol=1e-9) and m["c2sp_vs_c2"] == expect["verdict"]
+    assert m["verdict"] == trained_erosion.combine([m["c2sp_vs_c2"], m["c3_vs_c2"]], 2)
+    assert set(logger.tables) == {"trained_erosion"} and (tmp_path / "out" / "trained_erosion.png").exists()
+    with pytest.raises(ConfigError, match="of profile 'paper'"):
+        trained_erosion.run(str(tmp_path / "none"), logger, checkpoints=str(tmp_path / "sweep"), profile="paper")
+
+
+@pytest.mark.parametrize("q, expected", [
+    ({"c2": [1e-3, 2e-3, 1.5e-3], "c2sp": [0.1, 0.11, 0.09], "c3": [0.05, 0.06, 0.055]}, "reproduced"),
+    ({"c2": [0.1, 0.11, 0.09], "c2sp": [1e-3, 2e-3, 1.5e-3], "c3": [0.05, 0.06, 0.055]}, "not reproduced"),
+    ({"c2": [0.01, 0.1, 0.05], "c2sp": [0.1, 0.01, 0.05], "c3": [0.05, 0.06, 0.055]}, "inconclusive"),
+    ({"c2": [1e-3], "c2sp": [0.1, 0.11], "c3": [0.05, 0.06]}, "no verdict: needs at least 2 runs each of C2, C2sp and C3"),
+])
+def test_trained_erosion_rule(q, expected):
+    """Both C2sp - C2 and C3 - C2 (log10 Q at the last block) above 0: reproduced; either below: not."""
+    from experiments.trained_erosion import summarise
+
+    rows = [{"run": f"{conv}{i}", "conv": conv, "seed": i, "curve": "block", "layer": layer, "size": 8,
+             "q": v if layer == 9 else 0.5}
+            for conv, vals in q.items() for i, v in enumerate(vals) for layer in (0, 9)]
+    assert summarise(rows)["verdict"] == expected
+
+
+def test_results_md_shows_each_profile_of_a_trained_probe(tmp_path):
+    """results/<probe>_<profile>/ gets its own tagged line, with the verdict the probe computed by its rule."""
+    from experiments.results_md import render
+
+    base = {"log10_q_last_block_c2": -2.0, "runs_c2": 3, "log10_q_last_block_c2sp": -1.0, "runs_c2sp": 3,
+            "log10_q_last_block_c3": -1.2, "runs_c3": 3, "c2sp_minus_c2": 1.0, "c2sp_minus_c2_ci_low": 0.5,
+            "c2sp_minus_c2_ci_high": 1.5, "c3_minus_c2": 0.8, "c3_minus_c2_ci_low": -0.1, "c3_minus_c2_ci_high": 1.7}
+    for name, extra in (("trained_erosion_standard", {"verdict": "inconclusive", "profile": "standard"}),
+                        ("trained_erosion_quick", {"verdict": "reproduced", "profile": "quick"})):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(json.dumps({**base, **extra, "date": "2026-11-26"}))
+    text = render(tmp_path, {})
+    row = next(line for line in text.splitlines() if line.startswith("| trained_erosion |"))
+    assert row == "| trained_erosion | 000 | reproduced (quick); inconclusive (standard) |"
+    assert "**Verdict standard:** inconclusive (rule: 95% Welch intervals" in text
+    assert "standard-profile nets: Q at the last block (geometric mean over runs) C2 0.01 (n=3)" in text

@@ -106,7 +106,7 @@ def test_even_kernels_sweep_and_report(tmp_path):
     text = render(tmp_path / "results", sections)
     rows = {line.split("|")[1].strip(): line.split("|")[3].strip() for line in text.splitlines()
             if line.startswith("| ") and line.count("|") == 4 and "claim" not in line}
-    assert {"even_drift", "even_erosion", "trained_drift", "even_kernels", "conv_arithmetic", "octave", "blurpool",
+    assert {"even_drift", "even_erosion", "trained_drift", "trained_erosion", "even_kernels", "conv_arithmetic", "octave", "blurpool",
             "rednet", "dilation_degeneration", "paper_tables"} <= set(rows)
     assert rows["even_drift"] == rows["dilation_degeneration"] == "reproduced"
     assert rows["paper_tables"] != "not run"
@@ -114,7 +114,7 @@ def test_even_kernels_sweep_and_report(tmp_path):
                                       if part[0].isdigit()))
     assert rows["even_kernels"].startswith("default: ") and tallied == sum(
         v["verdict"] in ("reproduced", "not reproduced", "inconclusive") for v in verdicts.values())
-    assert rows["blurpool"] == rows["trained_drift"] == "not run"
+    assert rows["blurpool"] == rows["trained_drift"] == rows["trained_erosion"] == "not run"
     assert "results/even_kernels/default/error_vs_params.png" in text
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- results:start -->\nold\n<!-- results:end -->\nrest\n")

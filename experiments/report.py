@@ -82,9 +82,11 @@ def _figures(exp: str, table, rows, out: Path, profile: str) -> list[str]:
     return []
 
 
-def profile_section(exp: str, profile: str, rows, failed, claim: dict, out: Path) -> tuple[str, list[dict]]:
+def profile_section(exp: str, profile: str, rows, failed, claim: dict, out: Path,
+                    extra_facts: list[dict] = ()) -> tuple[str, list[dict]]:
     """Tables, CSVs, figures and the markdown of one (experiment, profile)."""
     table, verdicts, facts = rules.CLAIMS.get(exp, rules.generic)(rows, claim)
+    facts = [*facts, *extra_facts]
     write_csv(out / "summary.csv", table)
     write_csv(out / "runs.csv", [{k: r.get(k) for k in RUN_COLUMNS if k in r} for r in rows])
     for name, data in (("verdicts.csv", verdicts), ("facts.csv", facts)):
@@ -118,7 +120,8 @@ def build_reports(rows, out_dir: str | Path, failed: list[dict] | tuple = ()) ->
         bad = [r for r in failed if (r["experiment"], r["profile"]) == (exp, profile)]
         out = Path(out_dir) / exp / profile
         if (exp, profile) in ok:
-            md, verdicts = profile_section(exp, profile, ok[(exp, profile)], bad, claims.get(exp, {}), out)
+            ceiling = rules.ceiling_facts(ok[(exp, profile)], ok.get((exp, "paper"))) if profile == "standard" else []
+            md, verdicts = profile_section(exp, profile, ok[(exp, profile)], bad, claims.get(exp, {}), out, ceiling)
         else:
             md, verdicts = f"### {exp}, {profile} profile\n\nNo finished run; {len(bad)} failed:\n\n" + md_table(
                 [{"record": r["record"], "error": r.get("error", "")} for r in bad]) + "\n", []

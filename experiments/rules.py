@@ -22,6 +22,8 @@ FEWER_PARAMS = (0.5, 0.7)    # "30-50% fewer params": the params ratio of the C2
 CHANCE_MARGIN = 5.0          # pp above chance (100 / classes) below which a net gets no verdict
 BASELINES = {"rednet26": "bottleneck26", "rednet38": "bottleneck38"}  # RedNet -> its ResNet (same layout)
 EVEN_KINDS = SPATIAL_KINDS  # the layer factory owns the conv kinds
+CEILING_NET = ("resnet20", "c3")  # the net whose ceiling (profile paper) the standard profile is measured against
+CEILING_GAP = 1.5            # pp: the standard profile should come within this of the ceiling (issue 12)
 
 
 def group(rows, keys: tuple[str, ...]) -> dict[tuple, list[dict]]:
@@ -129,6 +131,39 @@ def _params_axis(by, models) -> list[dict]:
         out.append({"claim": "C2sp reaches C3's error with 30-50% fewer params", "metric": "test_acc",
                     "verdict": "no verdict: needs C2sp and C3 nets at several depths"})
     return out
+
+
+def ceiling_rows(standard, paper) -> list[dict]:
+    """The ceiling runs for ``standard``'s ResNet-20 C3: profile ``paper`` on the same dataset, longest schedule."""
+    ref = [r for r in standard or [] if (r["model"], r["conv"]) == CEILING_NET]
+    same = [r for r in paper or [] if (r["model"], r["conv"]) == CEILING_NET and ref and r["dataset"] == ref[0]["dataset"]]
+    longest = max((r["epochs"] for r in same), default=None)
+    return [r for r in same if r["epochs"] == longest]
+
+
+def epochs_to(history: list[dict], target: float) -> int | None:
+    """The first epoch whose validation accuracy reaches ``target`` (None: never)."""
+    return next((h["epoch"] for h in history if h["val_acc"] >= target), None)
+
+
+def ceiling_facts(standard, paper) -> list[dict]:
+    """How far ResNet-20 C3 of the standard profile sits below the ceiling (the papers' schedule on the same
+    data), and how many epochs it needs to come within CEILING_GAP of it: measured, against the issue's target."""
+    ceil, ref = ceiling_rows(standard, paper), [r for r in standard or [] if (r["model"], r["conv"]) == CEILING_NET]
+    if not ceil:
+        return []
+    top, val = summarize(values(ceil, "test_acc")).mean, summarize(values(ceil, "val_acc")).mean
+    ours = summarize(values(ref, "test_acc")).mean
+    reached = [epochs_to(r.get("history") or [], val - CEILING_GAP) for r in ref]
+    what = f"resnet20-C3 ({ref[0]['epochs']} epochs, n={len(ref)}) vs the ceiling ({ceil[0]['epochs']} epochs, n={len(ceil)})"
+    facts = [fact(f"ceiling: resnet20-C3, papers' schedule, {ceil[0]['epochs']} epochs on {ceil[0]['dataset']} "
+                  f"(n={len(ceil)}): test accuracy", "test_acc", top),
+             fact(f"{what}: test-accuracy gap in pp (target: at most {CEILING_GAP})", "test_acc", top - ours, CEILING_GAP)]
+    done = [e for e in reached if e is not None]
+    facts.append(fact(f"{what}: epochs until val accuracy >= ceiling's {val:.2f} - {CEILING_GAP} (mean over the "
+                      f"{len(done)} of {len(ref)} runs that reach it; target: at most 1/10 of the paper's 300)",
+                      "epochs", sum(done) / len(done) if done else float("nan"), 30))
+    return facts
 
 
 # ---------------------------------------------------------------- claim 002: BlurPool

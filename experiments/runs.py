@@ -57,7 +57,8 @@ def to_row(rec: dict[str, Any]) -> dict[str, Any]:
                 "record": rec["path"], "overrides": " ".join(rec.get("overrides", [])),
                 "git_commit": (git.get("commit") or "unknown")[:10] + ("+dirty" if git.get("dirty") else ""),
                 "hardware": rec.get("hardware") or "unknown", "date": rec.get("date") or "",
-                "backfilled": bool(rec.get("backfilled")), "artifacts": rec.get("artifacts") or {}})
+                "backfilled": bool(rec.get("backfilled")), "artifacts": rec.get("artifacts") or {},
+                "history": rec.get("history") or []})
     return row
 
 

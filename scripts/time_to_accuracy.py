@@ -5,8 +5,13 @@ reaches a target, from the run record's per-epoch history (engine/records.py).
     python scripts/time_to_accuracy.py results/records/standard/even_kernels/resnet20-c3-seed0-*.json \
         [--target 88.0]
 
-Without --target the target is the run's own final validation accuracy minus 1.5 pp. Every number comes
-from the record, with its hardware, commit and date.
+    python scripts/time_to_accuracy.py results/records/standard/even_kernels/resnet20-c3-seed*.json --ceiling
+
+``--ceiling`` sets the target to the ceiling's validation accuracy minus 1.5 pp: the ceiling is the
+recorded ResNet-20 C3 run of profile ``paper`` on the same dataset (``python scripts/run_grid.py ceiling``;
+the longest schedule if several), found under ``--records-dir``. Without --target or --ceiling the target
+is the run's own final validation accuracy minus 1.5 pp. Every number comes from the records, with
+their hardware, commit and date.
 """
 from __future__ import annotations
 
@@ -14,6 +19,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from experiments import rules, runs  # noqa: E402
 
 
 def report(record: dict, target: float | None) -> list[str]:
@@ -41,13 +50,35 @@ def report(record: dict, target: float | None) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("records", nargs="+", type=Path)
+    ap.add_argument("records", nargs="+", type=Path, metavar="record")
     ap.add_argument("--target", type=float, default=None, help="validation accuracy (%%) to reach")
+    ap.add_argument("--ceiling", action="store_true",
+                    help=f"target = the ceiling run's validation accuracy - {rules.CEILING_GAP} pp")
+    ap.add_argument("--records-dir", type=Path, default=runs.ROOT / "results" / "records",
+                    help="where --ceiling looks for the ceiling record (default: results/records)")
     args = ap.parse_args()
+    if args.ceiling and args.target is not None:
+        ap.error("--target and --ceiling exclude each other")
     for path in args.records:
         record = {**json.loads(path.read_text()), "path": str(path)}
-        print("\n".join(report(record, args.target)), end="\n\n")
+        target = ceiling_target(record, args.records_dir) if args.ceiling else args.target
+        print("\n".join(report(record, target)), end="\n\n")
     sys.exit(0)
+
+
+def ceiling_target(record: dict, records_dir: Path) -> float:
+    """The ceiling's mean validation accuracy minus ``rules.CEILING_GAP`` (prints which runs it is)."""
+    paper = [r for r in runs.collect([records_dir])[0] if r["profile"] == "paper" and r["experiment"] == record["experiment"]]
+    ceiling = rules.ceiling_rows([runs.to_row(record)], paper)
+    if not ceiling:
+        row = runs.to_row(record)
+        raise SystemExit(f"time_to_accuracy: no ceiling record under {records_dir} for {record['path']} (needs a "
+                         f"{'-'.join(rules.CEILING_NET)} run of profile paper on {row['dataset']}: "
+                         "python scripts/run_grid.py ceiling)")
+    val = sum(r["val_acc"] for r in ceiling) / len(ceiling)
+    print(f"ceiling: {len(ceiling)} run(s), {ceiling[0]['epochs']} epochs, val_acc {val:.2f} %, test_acc "
+          f"{sum(r['test_acc'] for r in ceiling) / len(ceiling):.2f} % ({', '.join(r['record'] for r in ceiling)})")
+    return val - rules.CEILING_GAP
 
 
 if __name__ == "__main__":

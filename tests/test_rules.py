@@ -36,3 +36,21 @@ def test_params_axis_interpolates_c3_in_log_params():
     _, verdicts, _ = rules.even_kernels(rows, {})
     curve = next(v for v in verdicts if "curve" in v["claim"])
     assert abs(curve["diff"]) < 1e-9 and curve["verdict"] == "reproduced"  # 400 is halfway in log2 from 200 to 800
+
+
+def _run(acc, val_curve, **keys):
+    row = {"test_acc": acc, "val_acc": val_curve[-1], "num_classes": 10, "model": "resnet20", "conv": "c3",
+           "dataset": "image_folder", "history": [{"epoch": i + 1, "val_acc": v} for i, v in enumerate(val_curve)]}
+    return {**row, **keys}
+
+
+def test_ceiling_facts_measure_the_gap_and_the_epochs_to_within_1_5_pp():
+    ceiling = [_run(90.0, [50.0, 91.0], epochs=100), _run(80.0, [80.0], epochs=50)]  # the longest schedule counts
+    standard = [_run(88.0, [80.0, 89.5, 89.6], epochs=3), _run(87.0, [80.0, 88.0, 89.5], epochs=3),
+                _run(86.0, [80.0, 85.0, 89.0], epochs=3)]
+    facts = {f["metric"]: f for f in rules.ceiling_facts(standard, ceiling)}
+    assert facts["test_acc"]["measured"] == 90.0 - 87.0 and facts["test_acc"]["expected"] == rules.CEILING_GAP
+    assert facts["epochs"]["measured"] == (2 + 3) / 2  # target 91.0 - 1.5 = 89.5; the third run never reaches it
+    assert "2 of 3 runs" in facts["epochs"]["claim"]
+    other_data = [_run(95.0, [95.0], epochs=300, dataset="cifar10")]
+    assert rules.ceiling_facts(standard, other_data) == [] and rules.ceiling_facts(standard, None) == []

@@ -1,6 +1,7 @@
 """Set-up and helper commands as a new user runs them: data preparation, wandb sync, the model benchmark."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -93,3 +94,33 @@ def test_benchmark_models_out_writes_csv_and_md_with_the_thread_count(tmp_path):
     assert "1 thread(s)" in md.splitlines()[0] and "1 thread(s)" in proc.stdout
     rows = [line for line in md.splitlines() if line.startswith("| blurpool")]
     assert len(rows) == 4 == len((tmp_path / "model_speed.csv").read_text().splitlines()) - 1
+
+
+def _record(path: Path, profile: str, epochs: int, vals: list[float], test_acc: float) -> Path:
+    rec = {"schema": 1, "status": "ok", "config_hash": path.stem[-12:], "experiment": "even_kernels", "profile": profile,
+           "variant": "resnet20-c3", "seed": 0, "overrides": [f"profile={profile}"],
+           "metrics": {"test_acc": test_acc, "val_acc": vals[-1], "wall_time_s": 60.0 * epochs,
+                       "train_throughput_img_s": 500.0},
+           "history": [{"epoch": i + 1, "val_acc": v, "epoch_time_s": 60.0, "throughput_img_s": 500.0}
+                       for i, v in enumerate(vals)],
+           "git": {"commit": "abc", "dirty": False}, "hardware": "test box", "date": "2026-11-26 00:00:00",
+           "config": {"task": "train", "model": {"name": "resnet20", "conv": "c3"}, "data": {"name": "image_folder"},
+                      "trainer": {"epochs": epochs}}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rec))
+    return path
+
+
+def test_time_to_accuracy_targets_the_ceiling_minus_1_5_pp(tmp_path):
+    records = tmp_path / "records"
+    _record(records / "paper" / "even_kernels" / "resnet20-c3-seed0-aaaaaaaaaaaa.json", "paper", 4,
+            [60.0, 80.0, 90.0, 91.0], 90.5)
+    run = _record(records / "standard" / "even_kernels" / "resnet20-c3-seed0-bbbbbbbbbbbb.json", "standard", 3,
+                  [70.0, 89.5, 89.0], 88.0)
+    script = [sys.executable, str(ROOT / "scripts" / "time_to_accuracy.py"), str(run)]
+    out = subprocess.run([*script, "--ceiling", "--records-dir", str(records)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "ceiling: 1 run(s), 4 epochs, val_acc 91.00 %, test_acc 90.50 %" in out.stdout
+    assert "target val_acc >= 89.50 %: reached at epoch 2 after 2.0 min of training" in out.stdout
+    none = subprocess.run([*script, "--ceiling", "--records-dir", str(tmp_path / "empty")], capture_output=True, text=True)
+    assert none.returncode == 1 and "no ceiling record" in none.stderr and "run_grid.py ceiling" in none.stderr

@@ -151,6 +151,9 @@ def render(results_dir: str | Path, trained_sections: dict[str, dict], missing_n
             body = [f"**Ours:** not run yet{missing_note}.", ""]
             summary.append((name, claim["doc"], "not run"))
         out += head + body
+    for name in sorted(set(trained_sections) - set(claims)):  # recorded runs that test no paper claim
+        out += [f"## {name} (not a paper claim; not in the table above)", "",
+                trained_sections[name]["md"].split("\n", 1)[1]]
     table = ["| claim | document | verdict |", "|---|---|---|"] + [f"| {n} | {d} | {v} |" for n, d, v in summary]
     return "\n".join(out[:4] + table + [""] + out[4:]).replace("](", "](results/").replace("](results/http", "](http")
 

@@ -227,6 +227,46 @@ def octave(rows, claim: dict) -> tuple[list[dict], list[dict], list[dict]]:
     return table, verdicts, facts
 
 
+# ---------------------------------------------------------------- the standard profile's recipe (not a paper claim)
+RECIPE = ("lr", "weight_decay", "label_smoothing", "batch_size")  # the knobs recipe_tuning compares
+
+
+def current_recipe(profile: str = "standard") -> dict[str, Any]:
+    """The recipe knobs of ``profile`` as train.py composes them (``configs/``)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    from experiments.runs import CONFIG_KEYS, ROOT
+
+    if GlobalHydra.instance().is_initialized():
+        GlobalHydra.instance().clear()
+    with initialize_config_dir(str(ROOT / "configs"), version_base=None):
+        cfg = compose("train", overrides=[f"profile={profile}"])
+    return {k: OmegaConf.select(cfg, CONFIG_KEYS[k]) for k in RECIPE}
+
+
+def recipe_tuning(rows, claim: dict, current: dict | None = None) -> tuple[list[dict], list[dict], list[dict]]:
+    """Validation accuracy per recipe; the best by mean validation accuracy against the profile's current recipe
+    (the test split is shown, never used to select)."""
+    current = current_recipe(rows[0]["profile"]) if current is None else current
+    table = sorted(summary_table(rows, ("model", *RECIPE), ("val_acc", "test_acc")), key=lambda r: -r["val_acc_mean"])
+    by = group(rows, RECIPE)
+    best = next(iter(sorted(by, key=lambda k: -summarize(values(by[k], "val_acc")).mean)))
+    now = tuple(current[k] for k in RECIPE)
+    label = lambda k: ", ".join(f"{n}={v}" for n, v in zip(RECIPE, k))  # noqa: E731
+    facts = [fact(f"best recipe by mean validation accuracy: {label(best)}", "val_acc",
+                  summarize(values(by[best], "val_acc")).mean)]
+    if now not in by:
+        return table, [{"claim": f"the best recipe beats the current one ({label(now)})", "metric": "val_acc",
+                        "verdict": "no verdict: the current recipe has no tuning runs"}], facts
+    if best == now:
+        return table, [], facts + [fact(f"the current recipe ({label(now)}) is the best by validation accuracy",
+                                         "val_acc", summarize(values(by[now], "val_acc")).mean)]
+    return table, [tested(f"{label(best)} beats the current recipe ({label(now)}) on the validation split",
+                          by[best], by[now], "val_acc")], facts
+
+
 # ---------------------------------------------------------------- bf16 vs fp32 (not a paper claim)
 def precision(rows, claim: dict) -> tuple[list[dict], list[dict], list[dict]]:
     table = summary_table(rows, ("model", "variant"), ("test_acc", "train_throughput_img_s"))
@@ -242,4 +282,4 @@ def generic(rows, claim: dict) -> tuple[list[dict], list[dict], list[dict]]:
 
 
 CLAIMS = {"even_kernels": even_kernels, "blurpool": blurpool, "rednet": rednet, "octave": octave,
-          "precision": precision}
+          "precision": precision, "recipe_tuning": recipe_tuning}

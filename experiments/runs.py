@@ -19,7 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG_KEYS = {"model": "model.name", "conv": "model.conv", "filt_size": "model.filt_size",
                "downsample": "model.downsample", "kernel_size": "model.kernel_size", "alpha": "model.alpha",
                "augment": "data.augment", "dataset": "data.name", "num_classes": "data.num_classes",
-               "train_subset": "data.train_subset", "epochs": "trainer.epochs", "precision": "trainer.precision"}
+               "train_subset": "data.train_subset", "epochs": "trainer.epochs", "precision": "trainer.precision",
+               "lr": "optim.lr", "weight_decay": "optim.weight_decay", "label_smoothing": "trainer.label_smoothing",
+               "batch_size": "data.batch_size"}
 
 
 def _is_record(obj: Any) -> bool:

@@ -54,3 +54,26 @@ def test_ceiling_facts_measure_the_gap_and_the_epochs_to_within_1_5_pp():
     assert "2 of 3 runs" in facts["epochs"]["claim"]
     other_data = [_run(95.0, [95.0], epochs=300, dataset="cifar10")]
     assert rules.ceiling_facts(standard, other_data) == [] and rules.ceiling_facts(standard, None) == []
+
+
+def _tuning(lr, vals):
+    return [{"val_acc": v, "test_acc": v - 1, "num_classes": 10, "model": "resnet20", "lr": lr, "weight_decay": 5e-4,
+             "label_smoothing": 0.1, "batch_size": 128, "profile": "standard"} for v in vals]
+
+
+def test_recipe_tuning_selects_on_validation_and_tests_the_best_against_the_current_recipe():
+    current = {"lr": 0.1, "weight_decay": 5e-4, "label_smoothing": 0.1, "batch_size": 128}
+    rows = _tuning(0.1, [86.0, 86.2]) + _tuning(0.2, [87.5, 87.7]) + _tuning(0.4, [85.0, 85.1])
+    table, verdicts, facts = rules.recipe_tuning(rows, {}, current)
+    assert [r["lr"] for r in table] == [0.2, 0.1, 0.4]  # sorted by validation accuracy
+    assert "lr=0.2" in facts[0]["claim"] and facts[0]["measured"] == 87.6
+    assert len(verdicts) == 1 and verdicts[0]["verdict"] == "reproduced" and "current recipe (lr=0.1" in verdicts[0]["claim"]
+    same = rules.recipe_tuning(_tuning(0.1, [88.0, 88.1]) + _tuning(0.2, [87.0, 87.2]), {}, current)
+    assert same[1] == [] and "is the best" in same[2][1]["claim"]
+    missing = rules.recipe_tuning(_tuning(0.2, [87.0, 87.2]), {}, current)[1]
+    assert missing[0]["verdict"] == "no verdict: the current recipe has no tuning runs"
+
+
+def test_current_recipe_is_what_the_standard_profile_composes():
+    assert rules.current_recipe("standard") == {"lr": 0.1, "weight_decay": 5e-4, "label_smoothing": 0.1,
+                                                "batch_size": 128}

@@ -150,7 +150,7 @@ def plot_mae(mrows: list[dict], mae_size: int, seed: int, path: str) -> None:
     plt.close(fig)
 
 
-def summarise(rows: list[dict], mrows: list[dict]) -> dict:
+def summarise(rows: list[dict], mrows: list[dict], mae_size: int = 16) -> dict:
     """The rates where the filter degenerates, and the fractions / MAEs at the figure's rates."""
     by_rate = {r["rate"]: r for r in rows}
     mae_by_rate = {r["rate"]: r["mae"] for r in mrows}
@@ -164,8 +164,9 @@ def summarise(rows: list[dict], mrows: list[dict]) -> dict:
         "frac_9_rate_36": by_rate.get(36, {}).get("frac_9", float("nan")),
         "frac_1_rate_36": by_rate.get(36, {}).get("frac_1", float("nan")),
         "mae_rate_1": mae_by_rate[1],
-        "mae_rate_15": mae_by_rate.get(15, float("nan")),
-        "mae_rate_16": mae_by_rate.get(16, float("nan")),
+        # just below and at the map size of the MAE probe (15 and 16 by default)
+        f"mae_rate_{mae_size - 1}": mae_by_rate.get(mae_size - 1, float("nan")),
+        f"mae_rate_{mae_size}": mae_by_rate.get(mae_size, float("nan")),
         "counts_cross_checked": 1,
     }
 
@@ -180,7 +181,7 @@ def run(out_dir: str, logger, size: int = 65, max_rate: int = 66, kernel_size: i
     mrows = dilation_mae(size=mae_size, rates=range(1, mae_max_rate + 1), seed=seed)
     write_csv(os.path.join(out_dir, "dilation_mae.csv"), ["rate", "mae", "rel_mae"], mrows)
     plot_mae(mrows, mae_size, seed, os.path.join(out_dir, "dilation_mae.png"))
-    metrics = summarise(rows, mrows)
+    metrics = {**summarise(rows, mrows, mae_size), "map_size": size, "mae_map_size": mae_size, "kernel_size": kernel_size}
     log_outputs(logger, out_dir, tables={"valid_weights": "valid_weights.csv", "dilation_mae": "dilation_mae.csv"},
                 images={"valid_weights": "valid_weights.png", "dilation_mae": "dilation_mae.png"})
     write_readme(

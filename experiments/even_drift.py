@@ -176,9 +176,9 @@ def summarise(rows: list[dict], kinds: tuple, depth: int) -> dict:
 
 
 def run(out_dir: str, logger, depth: int = 24, channels: int = 4, size: int = 80, sigma: float = 3.0,
-        kinds: tuple = SPATIAL_KINDS, snapshot_depths: tuple = (0, 4, 8, 16, 24)) -> dict:
+        kinds: tuple | None = None, snapshot_depths: tuple = (0, 4, 8, 16, 24)) -> dict:
     os.makedirs(out_dir, exist_ok=True)
-    kinds = tuple(kinds)
+    kinds = tuple(kinds) if kinds else SPATIAL_KINDS  # None: every spatial kind of the layer factory
     snapshot_depths = tuple(int(n) for n in snapshot_depths if n <= depth)
     setup = (f"{channels} channels, averaging weights 1/(C*k*k), bias 0, no nonlinearity; "
              f"Gaussian blob sigma={sigma:g} px centred on a {size}x{size} map; float64")

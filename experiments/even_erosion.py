@@ -200,11 +200,11 @@ def summarise(rows: list[dict], trained_rows: list[dict], kinds: tuple, n_layers
     return metrics
 
 
-def run(out_dir: str, logger, kinds: tuple = SPATIAL_KINDS, channels: int = 4, size: int = 32, batch: int = 4,
+def run(out_dir: str, logger, kinds: tuple | None = None, channels: int = 4, size: int = 32, batch: int = 4,
         layers_per_stage: int = 18, stages: int = 3, downsample: str = "avgpool", seed: int = 0,
         checkpoint: Optional[str] = None) -> dict:
     os.makedirs(out_dir, exist_ok=True)
-    kinds = tuple(kinds)
+    kinds = tuple(kinds) if kinds else SPATIAL_KINDS  # None: every spatial kind of the layer factory
     n_layers = layers_per_stage * stages
     rows, trained_rows = compute(kinds, channels, size, batch, layers_per_stage, stages, downsample, seed, checkpoint)
     write_csv(os.path.join(out_dir, "erosion.csv"), ["kernel", "layer", "q", "size"], rows + trained_rows)

@@ -40,11 +40,14 @@ def erosion_verdict(m: dict) -> tuple[str, str]:
 
 
 def dilation_verdict(m: dict) -> tuple[str, str]:
-    ok = m["rate_frac1_one"] <= 65 and m["rate_frac9_zero"] <= 33 and m["rate_mae_zero"] <= 16
-    return (f"65x65 map: no position keeps all 9 taps from rate {m['rate_frac9_zero']}; only the centre tap is "
-            f"valid everywhere from rate {m['rate_frac1_one']}; 16x16 map: dilated 3x3 = its centre-tap 1x1 "
-            f"(MAE 0) from rate {m['rate_mae_zero']} (MAE at rate 15: {m['mae_rate_15']:.3g})",
-            _verdict(ok) + " (rule: 1x1 degeneration once the rate reaches the map size)")
+    size, mae_size = m["map_size"], m["mae_map_size"]  # the probe's map sizes: the thresholds follow them
+    ok = m["rate_frac1_one"] <= size and m["rate_frac9_zero"] <= (size + 1) // 2 and m["rate_mae_zero"] <= mae_size
+    return (f"{size}x{size} map: no position keeps all 9 taps from rate {m['rate_frac9_zero']}; only the centre tap "
+            f"is valid everywhere from rate {m['rate_frac1_one']}; {mae_size}x{mae_size} map: dilated 3x3 = its "
+            f"centre-tap 1x1 (MAE 0) from rate {m['rate_mae_zero']} (MAE at rate {mae_size - 1}: "
+            f"{m[f'mae_rate_{mae_size - 1}']:.3g})",
+            _verdict(ok) + " (rule: only the centre tap is valid once the rate reaches the map size S, the 1x1 MAE "
+            "is 0 from the rate equal to its map size, and all 9 taps are gone by rate ceil(S/2))")
 
 
 def arithmetic_verdict(m: dict) -> tuple[str, str]:

@@ -26,6 +26,7 @@ TRAINED = {
     "precision": ("data.train_subset=256",),
     "rednet": ("model.kernel_size=3", "model.width=1.0"),  # involution groups need multiples of 32 channels
     "rednet_baseline": (),
+    "recipe_tuning": ("optim.lr=0.2",),
 }
 
 
@@ -49,7 +50,7 @@ def test_log_table_types_each_column_once(tmp_path):
 
 def test_every_experiment_config_is_run_with_the_wandb_logger():
     experiments = {p.stem for p in (ROOT / "configs" / "experiment").glob("*.yaml")}
-    assert experiments == set(PROBES) | set(TRAINED) | {"trained_drift"}
+    assert experiments == set(PROBES) | set(TRAINED) | {"trained_drift", "trained_erosion"}
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +71,9 @@ def test_trained_experiment_runs_with_the_wandb_logger(experiment, smoke_run, tm
 
 
 @pytest.mark.slow
-def test_trained_drift_probe_runs_with_the_wandb_logger(smoke_run, tmp_path):
-    run_cli("experiment=trained_drift", *WANDB, f"probe.checkpoints={smoke_run}/checkpoints/last.pt", "probe.experiment=smoke",
+@pytest.mark.parametrize("probe", ["trained_drift", "trained_erosion"])
+def test_trained_probe_runs_with_the_wandb_logger(probe, smoke_run, tmp_path):
+    run_cli(f"experiment={probe}", *WANDB, f"probe.checkpoints={smoke_run}/checkpoints/last.pt", "probe.experiment=smoke",
             "probe.images=32", run_dir=tmp_path / "probe")
     assert read_metrics(tmp_path / "probe")["status"] == "ok"
     assert _tables(tmp_path / "probe"), "the probe logged no table"

@@ -59,6 +59,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     dist.quiet_other_ranks()
     out_dir = Path(dist.broadcast_str(str(cfg.paths.output_dir)))  # rank 0's, should the timestamps differ
     resolve_auto_precision(cfg)  # before hashing: the hash holds what auto means
+    records.git_state()  # the code as the run starts (cached), not after it wrote into a tracked dir
     recorded = _recorded(cfg)
     if recorded is not None:
         log.info("skipping: config %s already has a record, %s (trainer.skip_recorded=true)",

@@ -378,6 +378,31 @@ def test_involution_gradcheck(case):
                                     (x.requires_grad_(), ker.requires_grad_()))
 
 
+@pytest.mark.parametrize("stride", [1, 2])
+def test_involution_whole_batch_pass_equals_the_cpu_batch_chunks(stride, monkeypatch):
+    """CPU splits the tap loop into ~1 MiB batch chunks, CUDA runs it over the whole batch: same numbers, bit for bit."""
+    import importlib
+
+    inv_mod = importlib.import_module("models.layers.involution")  # the module (the package exports the function)
+    torch.manual_seed(0)
+    x, ker = _inv_inputs(3, 64, 4, 40, 40, 7, stride)
+    assert inv_mod._chunk(3, x[0].numel() * 4 * 2, x.device) < 3  # these samples are split into chunks on CPU
+    assert inv_mod._chunk(3, x[0].numel() * 4 * 2, torch.device("cuda")) == 3
+    go = torch.randn(3, 64, *ker.shape[-2:])
+
+    def run():
+        xa, ka = x.clone().requires_grad_(), ker.clone().requires_grad_()
+        y = involution(xa, ka, 7, stride)
+        y.backward(go)
+        return y, xa.grad, ka.grad
+
+    chunked = run()
+    monkeypatch.setattr(inv_mod, "_chunk", lambda b, per_sample_bytes, device: b)
+    whole = run()
+    for a, b in zip(chunked, whole):
+        assert torch.equal(a, b)
+
+
 def test_involution_saves_only_inputs():
     """The default op keeps x and kernel for backward, not a K*K-times larger unfold buffer."""
     x, ker = _inv_inputs(2, 16, 1, 12, 12, 7, 1)

@@ -62,11 +62,17 @@ def _provenance(rows: list[dict], failed: list[dict]) -> str:
         return f"{label}{' (MIXED)' if len(vals) > 1 else ''}: {'; '.join(vals)}"
 
     budget = sorted({f"{r['dataset']}, {r['train_subset'] or 'all'} train images, {r['epochs']} epochs, "
-                     f"{r.get('precision') or '?'}" for r in rows})
-    return (f"Runs: {len(rows)} ok, {len(failed)} failed; budget: {'; '.join(budget)}. {listed('hardware', 'Hardware')}. "
+                     f"{r.get('precision') or '?'}, " + ", ".join(f"{k} {_fmt_knob(r.get(k))}" for k in rules.RECIPE)
+                     for r in rows})
+    return (f"Runs: {len(rows)} ok, {len(failed)} failed; budget{' (MIXED)' if len(budget) > 1 else ''}: "
+            f"{'; '.join(budget)}. {listed('hardware', 'Hardware')}. "
             f"{listed('git_commit', 'Code')}"
             f"{' (unknown = backfilled from the runs.csv of commit d883c42)' if any(r['backfilled'] for r in rows) else ''}. "
             f"Dates {min(r['date'] for r in rows)} to {max(r['date'] for r in rows)} (UTC).")
+
+
+def _fmt_knob(v) -> str:
+    return "?" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
 
 
 def _figures(exp: str, table, rows, out: Path, profile: str) -> list[str]:

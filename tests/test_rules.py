@@ -77,3 +77,15 @@ def test_recipe_tuning_selects_on_validation_and_tests_the_best_against_the_curr
 def test_current_recipe_is_what_the_standard_profile_composes():
     assert rules.current_recipe("standard") == {"lr": 0.1, "weight_decay": 5e-4, "label_smoothing": 0.1,
                                                 "batch_size": 128}
+
+
+def test_provenance_flags_runs_of_different_recipes():
+    from experiments.report import _provenance
+
+    row = {"dataset": "image_folder", "train_subset": None, "epochs": 30, "precision": "fp32", "lr": 0.1,
+           "weight_decay": 5e-4, "label_smoothing": 0.1, "batch_size": 128, "hardware": "h", "git_commit": "c",
+           "backfilled": False, "date": "2026-11-26"}
+    same = _provenance([row, dict(row)], [])
+    assert "budget: image_folder, all train images, 30 epochs, fp32, lr 0.1, weight_decay 0.0005" in same
+    mixed = _provenance([row, dict(row, lr=0.2)], [])
+    assert "budget (MIXED): " in mixed and "lr 0.1" in mixed and "lr 0.2" in mixed

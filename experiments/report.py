@@ -56,16 +56,20 @@ def tally(verdicts: list[dict]) -> str:
     return ", ".join(f"{n} {v}" for v, n in counts.items() if n) or "no verdict yet"
 
 
+def budget(row: dict) -> str:
+    """The data, schedule and recipe a run trained with (what every variant of a claim must share)."""
+    return (f"{row['dataset']}, {row['train_subset'] or 'all'} train images, {row['epochs']} epochs, "
+            f"{row.get('precision') or '?'}, " + ", ".join(f"{k} {_fmt_knob(row.get(k))}" for k in rules.RECIPE))
+
+
 def _provenance(rows: list[dict], failed: list[dict]) -> str:
     def listed(key: str, label: str) -> str:
         vals = sorted({str(r.get(key)) for r in rows})
         return f"{label}{' (MIXED)' if len(vals) > 1 else ''}: {'; '.join(vals)}"
 
-    budget = sorted({f"{r['dataset']}, {r['train_subset'] or 'all'} train images, {r['epochs']} epochs, "
-                     f"{r.get('precision') or '?'}, " + ", ".join(f"{k} {_fmt_knob(r.get(k))}" for k in rules.RECIPE)
-                     for r in rows})
-    return (f"Runs: {len(rows)} ok, {len(failed)} failed; budget{' (MIXED)' if len(budget) > 1 else ''}: "
-            f"{'; '.join(budget)}. {listed('hardware', 'Hardware')}. "
+    budgets = sorted({budget(r) for r in rows})
+    return (f"Runs: {len(rows)} ok, {len(failed)} failed; budget{' (MIXED)' if len(budgets) > 1 else ''}: "
+            f"{'; '.join(budgets)}. {listed('hardware', 'Hardware')}. "
             f"{listed('git_commit', 'Code')}"
             f"{' (unknown = backfilled from the runs.csv of commit d883c42)' if any(r['backfilled'] for r in rows) else ''}. "
             f"Dates {min(r['date'] for r in rows)} to {max(r['date'] for r in rows)} (UTC).")
@@ -93,6 +97,10 @@ def profile_section(exp: str, profile: str, rows, failed, claim: dict, out: Path
     """Tables, CSVs, figures and the markdown of one (experiment, profile)."""
     table, verdicts, facts = rules.CLAIMS.get(exp, rules.generic)(rows, claim)
     facts = [*facts, *extra_facts]
+    recipes = {budget(r) for r in rows}
+    if len(recipes) > 1:  # every variant of a claim must share one recipe: no verdict across recipes
+        verdicts = [{**v, "verdict": f"no verdict: the runs mix {len(recipes)} budgets/recipes (see the budget line)"}
+                    for v in verdicts]
     write_csv(out / "summary.csv", table)
     write_csv(out / "runs.csv", [{k: r.get(k) for k in RUN_COLUMNS if k in r} for r in rows])
     for name, data in (("verdicts.csv", verdicts), ("facts.csv", facts)):

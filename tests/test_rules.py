@@ -89,3 +89,22 @@ def test_provenance_flags_runs_of_different_recipes():
     assert "budget: image_folder, all train images, 30 epochs, fp32, lr 0.1, weight_decay 0.0005" in same
     mixed = _provenance([row, dict(row, lr=0.2)], [])
     assert "budget (MIXED): " in mixed and "lr 0.1" in mixed and "lr 0.2" in mixed
+
+
+def test_no_verdict_across_recipes(tmp_path):
+    """A section whose runs trained with different recipes compares nothing: its verdicts are withheld."""
+    from experiments.report import profile_section
+
+    def row(conv, acc, lr):
+        return {"test_acc": acc, "num_classes": 10, "params": 100, "macs": 10, "model": "resnet20", "conv": conv,
+                "dataset": "image_folder", "train_subset": None, "epochs": 30, "precision": "fp32", "lr": lr,
+                "weight_decay": 5e-4, "label_smoothing": 0.1, "batch_size": 128, "hardware": "h", "git_commit": "c",
+                "backfilled": False, "date": "2026-11-26", "history": []}
+
+    one = [row("c3", a, 0.1) for a in (91.0, 91.2, 90.9)] + [row("c2", a, 0.1) for a in (88.0, 88.3, 87.9)]
+    _, verdicts = profile_section("even_kernels", "standard", one, [], {}, tmp_path / "a")
+    assert any(v["verdict"] == "reproduced" for v in verdicts)
+    two = one[:3] + [dict(r, lr=0.2) for r in one[3:]]
+    _, verdicts = profile_section("even_kernels", "standard", two, [], {}, tmp_path / "b")
+    assert verdicts and all(v["verdict"] == "no verdict: the runs mix 2 budgets/recipes (see the budget line)"
+                            for v in verdicts)

@@ -69,15 +69,20 @@ def config_diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> l
     return keys
 
 
+# generated outputs (probe results, RESULTS.md, the README's results block) do not make the code dirty
+GENERATED = (":(exclude)results", ":(exclude)RESULTS.md", ":(exclude)README.md")
+
+
 @lru_cache(maxsize=1)
 def git_state(root: str | None = None) -> dict[str, Any]:
-    """``{"commit": sha or None, "dirty": bool or None}`` of the checkout holding this code."""
+    """``{"commit": sha or None, "dirty": bool or None}`` of the checkout holding this code (dirty: tracked
+    files other than ``GENERATED`` outputs differ from the commit)."""
     root = root or str(Path(__file__).resolve().parents[1])
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                                 check=True, timeout=10).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                                capture_output=True, text=True, check=True, timeout=10).stdout
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *GENERATED],
+                                cwd=root, capture_output=True, text=True, check=True, timeout=10).stdout
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
     return {"commit": commit, "dirty": bool(status.strip())}

@@ -18,8 +18,8 @@ import os
 import torch
 import torch.nn as nn
 
-from experiments.probe_utils import log_outputs, plt, write_csv, write_readme
-from models.layers import SPATIAL_KINDS, create_conv
+from experiments.probe_utils import log_outputs, plt, probe_kinds, write_csv, write_readme
+from models.layers import create_conv
 
 # What the probe does, written into its README ("Setup"); the module docstring points here.
 SETUP = """\
@@ -178,7 +178,7 @@ def summarise(rows: list[dict], kinds: tuple, depth: int) -> dict:
 def run(out_dir: str, logger, depth: int = 24, channels: int = 4, size: int = 80, sigma: float = 3.0,
         kinds: tuple | None = None, snapshot_depths: tuple = (0, 4, 8, 16, 24)) -> dict:
     os.makedirs(out_dir, exist_ok=True)
-    kinds = tuple(kinds) if kinds else SPATIAL_KINDS  # None: every spatial kind of the layer factory
+    kinds = probe_kinds(kinds)
     snapshot_depths = tuple(int(n) for n in snapshot_depths if n <= depth)
     setup = (f"{channels} channels, averaging weights 1/(C*k*k), bias 0, no nonlinearity; "
              f"Gaussian blob sigma={sigma:g} px centred on a {size}x{size} map; float64")

@@ -17,8 +17,8 @@ import torch
 import torch.nn as nn
 
 from experiments.even_drift import COLORS, set_averaging_weights
-from experiments.probe_utils import log_outputs, plt, write_csv, write_readme
-from models.layers import SPATIAL_KINDS, create_conv
+from experiments.probe_utils import log_outputs, plt, probe_kinds, write_csv, write_readme
+from models.layers import create_conv
 
 # What the probe does, written into its README ("Setup"); the module docstring points here.
 SETUP = """\
@@ -135,6 +135,8 @@ def trained_q(model: nn.Module, input_shape, seed: int = 0, label: str = "traine
     q0 = float(x.abs().mean())
     rows = []
     for kind, rec in recs.items():
+        if not rec:  # e.g. no forward_blocks: no block curve (not a curve of the input alone)
+            continue
         rows.append({"kernel": f"{label}_{kind}", "layer": 0, "q": q0, "size": int(x.shape[-1])})
         rows += [{"kernel": f"{label}_{kind}", "layer": i, "q": q, "size": s} for i, (q, s) in enumerate(rec, start=1)]
     return rows
@@ -204,7 +206,7 @@ def run(out_dir: str, logger, kinds: tuple | None = None, channels: int = 4, siz
         layers_per_stage: int = 18, stages: int = 3, downsample: str = "avgpool", seed: int = 0,
         checkpoint: Optional[str] = None) -> dict:
     os.makedirs(out_dir, exist_ok=True)
-    kinds = tuple(kinds) if kinds else SPATIAL_KINDS  # None: every spatial kind of the layer factory
+    kinds = probe_kinds(kinds)
     n_layers = layers_per_stage * stages
     rows, trained_rows = compute(kinds, channels, size, batch, layers_per_stage, stages, downsample, seed, checkpoint)
     write_csv(os.path.join(out_dir, "erosion.csv"), ["kernel", "layer", "q", "size"], rows + trained_rows)

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-__all__ = ["plt", "write_csv", "read_csv", "write_readme", "log_outputs"]
+__all__ = ["plt", "write_csv", "read_csv", "write_readme", "log_outputs", "probe_kinds"]
 
 
 def _pyplot():
@@ -108,3 +108,19 @@ def log_outputs(logger, out_dir: str | os.PathLike, tables: Mapping[str, str], i
         logger.log_table(key, os.path.join(out_dir, name))
     for key, name in images.items():
         logger.log_image(key, os.path.join(out_dir, name))
+
+
+def probe_kinds(kinds) -> tuple[str, ...]:
+    """``probe.kinds``: None = every spatial kind of the layer factory, else a non-empty list of them."""
+    from engine.validate import ConfigError
+    from models.layers import SPATIAL_KINDS
+
+    if kinds is None:
+        return SPATIAL_KINDS
+    if isinstance(kinds, str) or not len(kinds):
+        raise ConfigError(f"probe.kinds={kinds!r}: give a list such as [c2,c2sp] (or null for all of "
+                          f"{', '.join(SPATIAL_KINDS)})")
+    unknown = [k for k in kinds if k not in SPATIAL_KINDS]
+    if unknown:
+        raise ConfigError(f"probe.kinds: unknown {', '.join(map(str, unknown))}; allowed {', '.join(SPATIAL_KINDS)}")
+    return tuple(kinds)

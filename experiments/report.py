@@ -56,18 +56,21 @@ def tally(verdicts: list[dict]) -> str:
     return ", ".join(f"{n} {v}" for v, n in counts.items() if n) or "no verdict yet"
 
 
-def budget(row: dict) -> str:
-    """The data, schedule and recipe a run trained with (what every variant of a claim must share)."""
-    return (f"{row['dataset']}, {row['train_subset'] or 'all'} train images, {row['epochs']} epochs, "
-            f"{row.get('precision') or '?'}, " + ", ".join(f"{k} {_fmt_knob(row.get(k))}" for k in rules.RECIPE))
+def budget(row: dict, varied: tuple[str, ...] = ()) -> str:
+    """The data, schedule and recipe a run trained with (what every variant of a claim must share), without
+    the keys the experiment varies on purpose (``rules.VARIES``)."""
+    parts = [f"{row['dataset']}", f"{row['train_subset'] or 'all'} train images", f"{row['epochs']} epochs"]
+    parts += [f"{k} {_fmt_knob(row.get(k))}" if k != "precision" else f"{row.get(k) or '?'}"
+              for k in ("precision", *rules.RECIPE) if k not in varied]
+    return ", ".join(parts)
 
 
-def _provenance(rows: list[dict], failed: list[dict]) -> str:
+def _provenance(rows: list[dict], failed: list[dict], varied: tuple[str, ...] = ()) -> str:
     def listed(key: str, label: str) -> str:
         vals = sorted({str(r.get(key)) for r in rows})
         return f"{label}{' (MIXED)' if len(vals) > 1 else ''}: {'; '.join(vals)}"
 
-    budgets = sorted({budget(r) for r in rows})
+    budgets = sorted({budget(r, varied) for r in rows})
     return (f"Runs: {len(rows)} ok, {len(failed)} failed; budget{' (MIXED)' if len(budgets) > 1 else ''}: "
             f"{'; '.join(budgets)}. {listed('hardware', 'Hardware')}. "
             f"{listed('git_commit', 'Code')}"
@@ -97,7 +100,8 @@ def profile_section(exp: str, profile: str, rows, failed, claim: dict, out: Path
     """Tables, CSVs, figures and the markdown of one (experiment, profile)."""
     table, verdicts, facts = rules.CLAIMS.get(exp, rules.generic)(rows, claim)
     facts = [*facts, *extra_facts]
-    recipes = {budget(r) for r in rows}
+    varied = rules.VARIES.get(exp, ())
+    recipes = {budget(r, varied) for r in rows}
     if len(recipes) > 1:  # every variant of a claim must share one recipe: no verdict across recipes
         verdicts = [{**v, "verdict": f"no verdict: the runs mix {len(recipes)} budgets/recipes (see the budget line)"}
                     for v in verdicts]
@@ -107,7 +111,7 @@ def profile_section(exp: str, profile: str, rows, failed, claim: dict, out: Path
         if data:
             write_csv(out / name, data)
     rel = f"{exp}/{profile}"
-    md = [f"### {exp}, {profile} profile ({PROFILES.get(profile, 'custom profile')})", "", _provenance(rows, failed),
+    md = [f"### {exp}, {profile} profile ({PROFILES.get(profile, 'custom profile')})", "", _provenance(rows, failed, varied),
           "", md_table(table), "", f"Every run with the overrides that rerun it: [runs.csv]({rel}/runs.csv).", ""]
     if verdicts:
         md += ["Verdicts (95% Welch interval of the difference over seeds; rule in experiments/stats.py):", "",
@@ -134,7 +138,8 @@ def build_reports(rows, out_dir: str | Path, failed: list[dict] | tuple = ()) ->
         bad = [r for r in failed if (r["experiment"], r["profile"]) == (exp, profile)]
         out = Path(out_dir) / exp / profile
         if (exp, profile) in ok:
-            ceiling = rules.ceiling_facts(ok[(exp, profile)], ok.get((exp, "paper"))) if profile == "standard" else []
+            ceiling = (rules.ceiling_facts(ok[(exp, profile)], [r for (e, _), rs in ok.items() if e == "ceiling" for r in rs])
+                       if profile == "standard" and exp == "even_kernels" else [])
             md, verdicts = profile_section(exp, profile, ok[(exp, profile)], bad, claims.get(exp, {}), out, ceiling)
         else:
             md, verdicts = f"### {exp}, {profile} profile\n\nNo finished run; {len(bad)} failed:\n\n" + md_table(

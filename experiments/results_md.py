@@ -41,13 +41,19 @@ def erosion_verdict(m: dict) -> tuple[str, str]:
 
 def dilation_verdict(m: dict) -> tuple[str, str]:
     size, mae_size = m["map_size"], m["mae_map_size"]  # the probe's map sizes: the thresholds follow them
-    ok = m["rate_frac1_one"] <= size and m["rate_frac9_zero"] <= (size + 1) // 2 and m["rate_mae_zero"] <= mae_size
-    return (f"{size}x{size} map: no position keeps all 9 taps from rate {m['rate_frac9_zero']}; only the centre tap "
+    rule = (" (rule, 3x3 filter, dilation r, S x S map: no position keeps all 9 taps from r = ceil(S/2), only "
+            "the centre tap is valid everywhere from r = S, and the dilated conv equals its centre-tap 1x1 from "
+            "r = S of the MAE map: each exactly)")
+    ours = (f"{size}x{size} map: no position keeps all 9 taps from rate {m['rate_frac9_zero']}; only the centre tap "
             f"is valid everywhere from rate {m['rate_frac1_one']}; {mae_size}x{mae_size} map: dilated 3x3 = its "
             f"centre-tap 1x1 (MAE 0) from rate {m['rate_mae_zero']} (MAE at rate {mae_size - 1}: "
-            f"{m[f'mae_rate_{mae_size - 1}']:.3g})",
-            _verdict(ok) + " (rule: only the centre tap is valid once the rate reaches the map size S, the 1x1 MAE "
-            "is 0 from the rate equal to its map size, and all 9 taps are gone by rate ceil(S/2))")
+            f"{m.get(f'mae_rate_{mae_size - 1}', float('nan')):.3g})")
+    if m.get("kernel_size", 3) != 3:
+        return ours, f"no verdict: the rule is stated for 3x3 filters, the probe ran K={m['kernel_size']}"
+    if -1 in (m["rate_frac9_zero"], m["rate_frac1_one"], m["rate_mae_zero"]):  # the probe's rates stop too early
+        return ours, "no verdict: the probe's largest rate is below a map size (rate -1 = never reached)" + rule
+    ok = (m["rate_frac9_zero"] == (size + 1) // 2 and m["rate_frac1_one"] == size and m["rate_mae_zero"] == mae_size)
+    return ours, _verdict(ok) + rule
 
 
 def arithmetic_verdict(m: dict) -> tuple[str, str]:

@@ -77,9 +77,10 @@ def _not_worse_rule(lo: float, hi: float, margin: float) -> str:
     return "reproduced" if lo > -margin else "not reproduced" if hi < 0 else "inconclusive"
 
 
-def verdict(better: list[float], baseline: list[float], higher_is_better: bool = True) -> dict:
-    """Apply the rule above; returns the difference, its interval and the verdict."""
-    diff, lo, hi = welch_ci(better, baseline)
+def verdict(better: list[float], baseline: list[float], higher_is_better: bool = True, level: float = 0.95) -> dict:
+    """Apply the rule above; returns the difference, its interval and the verdict. ``level``: a wider interval
+    where the comparison was picked from several (Bonferroni: ``1 - 0.05 / comparisons``)."""
+    diff, lo, hi = welch_ci(better, baseline, level)
     if not higher_is_better:
         diff, lo, hi = -diff, -hi, -lo
     v = _rule(lo, hi)

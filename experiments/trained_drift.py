@@ -72,6 +72,11 @@ def select_runs(checkpoints: str, experiment: str | None, model: str | None,
     if not runs:
         raise ConfigError(f"probe.model={model!r}: none of the {len(paths)} checkpoints matching "
                           f"{checkpoints!r} is one (they are {', '.join(sorted(found))})")
+    for key, what in (("model", lambda c: c["model"]["name"]), ("profile", lambda c: c.get("profile_name"))):
+        kinds = sorted({str(what(state["config"])) for _, state in runs})
+        if len(kinds) > 1:  # one net and one recipe per summary: never pool depths or profiles
+            raise ConfigError(f"probe.checkpoints={checkpoints!r} holds runs of {len(kinds)} {key}s "
+                              f"({', '.join(kinds)}); pick one with probe.{key}=...")
     return runs, [model] if model is not None else sorted(found)
 
 

@@ -48,11 +48,12 @@ def last_block_log_q(rows: list[dict]) -> dict[str, list[float]]:
     """Per conv kind: log10 Q at the last block of each run."""
     last: dict[tuple[str, str], dict] = {}
     for r in rows:
-        if r["curve"] == "block" and r["layer"] >= last.get((r["conv"], r["run"]), {"layer": -1})["layer"]:
-            last[(r["conv"], r["run"])] = r
+        key = (r["conv"], r["run"])
+        if r["curve"] == "block" and int(r["layer"]) >= int(last.get(key, {"layer": -1})["layer"]):
+            last[key] = r
     out: dict[str, list[float]] = {}
     for (conv, _), r in sorted(last.items()):
-        out.setdefault(conv, []).append(math.log10(r["q"]))
+        out.setdefault(conv, []).append(math.log10(max(float(r["q"]), 1e-300)))  # a dead net: Q = 0 -> -300
     return out
 
 

@@ -8,7 +8,7 @@ reaches a target, from the run record's per-epoch history (engine/records.py).
     python scripts/time_to_accuracy.py results/records/standard/even_kernels/resnet20-c3-seed*.json --ceiling
 
 ``--ceiling`` sets the target to the ceiling's validation accuracy minus 1.5 pp: the ceiling is the
-recorded ResNet-20 C3 run of profile ``paper`` on the same dataset (``python scripts/run_grid.py ceiling``;
+recorded ResNet-20 C3 run of experiment ``ceiling`` (profile paper) on the same dataset (``python scripts/run_grid.py ceiling``;
 the longest schedule if several), found under ``--records-dir``. Without --target or --ceiling the target
 is the run's own final validation accuracy minus 1.5 pp. Every number comes from the records, with
 their hardware, commit and date.
@@ -68,12 +68,14 @@ def main() -> None:
 
 def ceiling_target(record: dict, records_dir: Path) -> float:
     """The ceiling's mean validation accuracy minus ``rules.CEILING_GAP`` (prints which runs it is)."""
-    paper = [r for r in runs.collect([records_dir])[0] if r["profile"] == "paper" and r["experiment"] == record["experiment"]]
-    ceiling = rules.ceiling_rows([runs.to_row(record)], paper)
+    row = runs.to_row(record)
+    if (row["model"], row["conv"]) != rules.CEILING_NET:
+        raise SystemExit(f"time_to_accuracy: --ceiling is the ceiling of {'-'.join(rules.CEILING_NET)}; "
+                         f"{record['path']} is {row['model']}-{row['conv']}")
+    ceiling = rules.ceiling_rows([row], [r for r in runs.collect([records_dir])[0] if r["experiment"] == "ceiling"])
     if not ceiling:
-        row = runs.to_row(record)
         raise SystemExit(f"time_to_accuracy: no ceiling record under {records_dir} for {record['path']} (needs a "
-                         f"{'-'.join(rules.CEILING_NET)} run of profile paper on {row['dataset']}: "
+                         f"{'-'.join(rules.CEILING_NET)} run of experiment ceiling on {row['dataset']}: "
                          "python scripts/run_grid.py ceiling)")
     val = sum(r["val_acc"] for r in ceiling) / len(ceiling)
     print(f"ceiling: {len(ceiling)} run(s), {ceiling[0]['epochs']} epochs, val_acc {val:.2f} %, test_acc "

@@ -386,8 +386,10 @@ def test_involution_whole_batch_pass_equals_the_cpu_batch_chunks(stride, monkeyp
     inv_mod = importlib.import_module("models.layers.involution")  # the module (the package exports the function)
     torch.manual_seed(0)
     x, ker = _inv_inputs(3, 64, 4, 40, 40, 7, stride)
-    assert inv_mod._chunk(3, x[0].numel() * 4 * 2, x.device) < 3  # these samples are split into chunks on CPU
-    assert inv_mod._chunk(3, x[0].numel() * 4 * 2, torch.device("cuda")) == 3
+    lay = inv_mod._Layout(40, 40, 7, stride)
+    per_sample = 64 * lay.rows * lay.row * 4  # bytes of one padded fp32 sample, as the op computes them
+    assert inv_mod._chunk(3, per_sample, x.device) < 3  # these samples are split into chunks on CPU
+    assert inv_mod._chunk(3, per_sample, torch.device("cuda")) == 3
     go = torch.randn(3, 64, *ker.shape[-2:])
 
     def run():

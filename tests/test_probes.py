@@ -209,6 +209,7 @@ def test_trained_erosion_probe_reads_every_run_and_applies_the_rule(tmp_path):
     from engine.validate import ConfigError
     from experiments import trained_erosion
     from experiments.stats import verdict
+    from models import create_model
 
     for i, (conv, seed) in enumerate([(c, s) for c in ("c2", "c2sp", "c3") for s in (0, 1)]):
         save_atomic(_even_state(conv, seed), tmp_path / "sweep" / str(i) / "checkpoints" / "last.pt")
@@ -225,12 +226,25 @@ def test_trained_erosion_probe_reads_every_run_and_applies_the_rule(tmp_path):
         if r["layer"] == "9":
             last.setdefault(r["conv"], []).append(math.log10(float(r["q"])))
     assert m["runs_c2"] == m["runs_c2sp"] == m["runs_c3"] == 2
-    expect = verdict(last["c2sp"], last["c2"])
-    assert math.isclose(m["c2sp_minus_c2"], expect["diff"], rel_tol=1e-9) and m["c2sp_vs_c2"] == expect["verdict"]
-    assert m["verdict"] == trained_erosion.combine([m["c2sp_vs_c2"], m["c3_vs_c2"]], 2)
+    for a in ("c2sp", "c3"):  # each interval is the stated rule on the CSV's own numbers
+        expect = verdict(last[a], last["c2"])
+        assert math.isclose(m[f"{a}_minus_c2"], expect["diff"], rel_tol=1e-9) and m[f"{a}_vs_c2"] == expect["verdict"]
+    parts = {m["c2sp_vs_c2"], m["c3_vs_c2"]}
+    assert m["verdict"] == ("reproduced" if parts == {"reproduced"} else
+                            "not reproduced" if "not reproduced" in parts else "inconclusive")
     assert set(logger.tables) == {"trained_erosion"} and (tmp_path / "out" / "trained_erosion.png").exists()
     with pytest.raises(ConfigError, match="of profile 'paper'"):
         trained_erosion.run(str(tmp_path / "none"), logger, checkpoints=str(tmp_path / "sweep"), profile="paper")
+    with pytest.raises(ConfigError, match=r"runs of 2 profiles \(quick, standard\); pick one with probe.profile"):
+        trained_erosion.run(str(tmp_path / "both"), logger, checkpoints=str(tmp_path / "sweep"))
+    deep = _even_state("c2", 7)
+    deep["config"]["model"]["name"] = "resnet56"
+    deep["model"] = create_model("resnet56", num_classes=10, in_channels=3, conv="c2", width=0.25).state_dict()
+    save_atomic(deep, tmp_path / "sweep" / "deep" / "checkpoints" / "last.pt")
+    with pytest.raises(ConfigError, match="runs of 2 models"):  # never pools depths into one sample
+        trained_erosion.run(str(tmp_path / "mixed"), logger, checkpoints=str(tmp_path / "sweep"), profile="standard")
+    assert trained_erosion.run(str(tmp_path / "d56"), logger, checkpoints=str(tmp_path / "sweep"), images=8,
+                               profile="standard", model="resnet56")["runs_c2"] == 1
 
 
 @pytest.mark.parametrize("q, expected", [
@@ -265,3 +279,31 @@ def test_results_md_shows_each_profile_of_a_trained_probe(tmp_path):
     assert row == "| trained_erosion | 000 | reproduced (quick); inconclusive (standard) |"
     assert "**Verdict standard:** inconclusive (rule: 95% Welch intervals" in text
     assert "standard-profile nets: Q at the last block (geometric mean over runs) C2 0.01 (n=3)" in text
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({}, "reproduced"),
+    ({"rate_frac1_one": 64}, "not reproduced"),  # a miscount that degenerates early is not a pass
+    ({"rate_frac9_zero": -1}, "no verdict: the probe's largest rate is below a map size"),
+    ({"kernel_size": 5}, "no verdict: the rule is stated for 3x3 filters"),
+])
+def test_dilation_verdict_is_exact_and_follows_the_map_sizes(change, expected):
+    from experiments.results_md import dilation_verdict
+
+    m = {"map_size": 65, "mae_map_size": 16, "kernel_size": 3, "rate_frac9_zero": 33, "rate_frac1_one": 65,
+         "rate_mae_zero": 16, "mae_rate_15": 0.5, **change}
+    assert dilation_verdict(m)[1].startswith(expected)
+    if not change:  # another map size: its own thresholds
+        assert dilation_verdict(dict(m, map_size=33, rate_frac9_zero=17, rate_frac1_one=33))[1].startswith("reproduced")
+        assert dilation_verdict(dict(m, map_size=33))[1].startswith("not reproduced")
+
+
+def test_probe_kinds_default_to_the_factory_and_refuse_a_string_or_nothing():
+    from engine.validate import ConfigError
+    from experiments.probe_utils import probe_kinds
+    from models.layers import SPATIAL_KINDS
+
+    assert probe_kinds(None) == SPATIAL_KINDS and probe_kinds(["c2", "c3"]) == ("c2", "c3")
+    for bad, said in (("c2", "give a list"), ([], "give a list"), (["c2", "c7"], "unknown c7")):
+        with pytest.raises(ConfigError, match=said):
+            probe_kinds(bad)

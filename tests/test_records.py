@@ -72,3 +72,28 @@ def test_a_failed_run_is_recorded_as_failed(tmp_path):
     (rec,) = [json.loads(p.read_text()) for p in records.rglob("*.json")]
     assert rec["status"] == "failed" and rec["metrics"]["error"]
     assert find_record(records, rec["config_hash"]) is None  # a failed record never causes a skip
+
+
+def test_generated_outputs_do_not_make_the_code_dirty(tmp_path):
+    """A probe rewriting results/ (or RESULTS.md) leaves the code clean; a changed source file does not."""
+    import subprocess
+
+    from engine.records import git_state
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "out.csv").write_text("a\n")
+    (tmp_path / "RESULTS.md").write_text("r\n")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    state = git_state.__wrapped__  # uncached
+    assert state(str(tmp_path))["dirty"] is False
+    (tmp_path / "results" / "out.csv").write_text("b\n")
+    (tmp_path / "RESULTS.md").write_text("s\n")
+    assert state(str(tmp_path))["dirty"] is False
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert state(str(tmp_path))["dirty"] is True

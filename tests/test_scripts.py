@@ -96,15 +96,16 @@ def test_benchmark_models_out_writes_csv_and_md_with_the_thread_count(tmp_path):
     assert len(rows) == 4 == len((tmp_path / "model_speed.csv").read_text().splitlines()) - 1
 
 
-def _record(path: Path, profile: str, epochs: int, vals: list[float], test_acc: float) -> Path:
-    rec = {"schema": 1, "status": "ok", "config_hash": path.stem[-12:], "experiment": "even_kernels", "profile": profile,
+def _record(path: Path, profile: str, epochs: int, vals: list[float], test_acc: float,
+            experiment: str = "even_kernels", conv: str = "c3") -> Path:
+    rec = {"schema": 1, "status": "ok", "config_hash": path.stem[-12:], "experiment": experiment, "profile": profile,
            "variant": "resnet20-c3", "seed": 0, "overrides": [f"profile={profile}"],
            "metrics": {"test_acc": test_acc, "val_acc": vals[-1], "wall_time_s": 60.0 * epochs,
                        "train_throughput_img_s": 500.0},
            "history": [{"epoch": i + 1, "val_acc": v, "epoch_time_s": 60.0, "throughput_img_s": 500.0}
                        for i, v in enumerate(vals)],
            "git": {"commit": "abc", "dirty": False}, "hardware": "test box", "date": "2026-11-26 00:00:00",
-           "config": {"task": "train", "model": {"name": "resnet20", "conv": "c3"}, "data": {"name": "image_folder"},
+           "config": {"task": "train", "model": {"name": "resnet20", "conv": conv}, "data": {"name": "image_folder"},
                       "trainer": {"epochs": epochs}}}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(rec))
@@ -113,8 +114,10 @@ def _record(path: Path, profile: str, epochs: int, vals: list[float], test_acc: 
 
 def test_time_to_accuracy_targets_the_ceiling_minus_1_5_pp(tmp_path):
     records = tmp_path / "records"
-    _record(records / "paper" / "even_kernels" / "resnet20-c3-seed0-aaaaaaaaaaaa.json", "paper", 4,
-            [60.0, 80.0, 90.0, 91.0], 90.5)
+    _record(records / "paper" / "ceiling" / "resnet20-c3-seed0-aaaaaaaaaaaa.json", "paper", 4,
+            [60.0, 80.0, 90.0, 91.0], 90.5, experiment="ceiling")
+    _record(records / "paper" / "even_kernels" / "resnet20-c3-seed0-cccccccccccc.json", "paper", 300,
+            [99.0], 99.0)  # a paper-profile run that is not the ceiling experiment: never the ceiling
     run = _record(records / "standard" / "even_kernels" / "resnet20-c3-seed0-bbbbbbbbbbbb.json", "standard", 3,
                   [70.0, 89.5, 89.0], 88.0)
     script = [sys.executable, str(ROOT / "scripts" / "time_to_accuracy.py"), str(run)]
@@ -124,3 +127,8 @@ def test_time_to_accuracy_targets_the_ceiling_minus_1_5_pp(tmp_path):
     assert "target val_acc >= 89.50 %: reached at epoch 2 after 2.0 min of training" in out.stdout
     none = subprocess.run([*script, "--ceiling", "--records-dir", str(tmp_path / "empty")], capture_output=True, text=True)
     assert none.returncode == 1 and "no ceiling record" in none.stderr and "run_grid.py ceiling" in none.stderr
+    c2 = _record(records / "standard" / "even_kernels" / "resnet20-c2-seed0-dddddddddddd.json", "standard", 3,
+                 [70.0], 80.0, conv="c2")
+    other = subprocess.run([script[0], script[1], str(c2), "--ceiling", "--records-dir", str(records)],
+                           capture_output=True, text=True)
+    assert other.returncode == 1 and "is resnet20-c2" in other.stderr

@@ -10,13 +10,15 @@ from the wall times of the records. Jobs then run in grid order, ``--jobs`` at a
 each (two 1-thread jobs on a 2-core CPU; several jobs share one GPU), each in a fixed run dir
 (multirun/grid-<name>/<hash>, console output in <hash>.log) so a killed job resumes from its checkpoint.
 ``--stop-after`` starts no new job after that many minutes. A failed job is recorded as failed, reported,
-and the grid goes on; the exit code is 1 if any job failed.
+and the grid goes on; the exit code is 1 if any job failed. Each dataset the jobs need is loaded once first:
+a missing copy stops the grid in one line (exit 2) before any job starts or records a failure.
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
 import itertools
+import json
 import os
 import subprocess
 import sys
@@ -29,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from engine.job import machine_name, resolve_auto_precision  # noqa: E402
+from engine.job import machine_name, resolve_auto_precision, unwrap  # noqa: E402
 from engine.records import config_hash, find_record  # noqa: E402
 from experiments.runs import read_records  # noqa: E402
 
@@ -47,6 +49,28 @@ def job_status(jobs: list[list[str]], profile: str, records_dir: Path, extra: li
         resolve_auto_precision(cfg)  # hash what auto means on this machine, as a run would
         out.append(find_record(records_dir, config_hash(cfg)) is not None)
     return out
+
+
+def preflight_data(jobs: list[list[str]], profile: str, extra: list[str] = ()) -> str | None:
+    """Load each dataset the ``jobs`` need once, before any starts; the first failure as one line (else None).
+
+    A missing or broken copy then stops the grid instead of failing, and recording as failed, every job."""
+    from hydra.utils import instantiate
+
+    from engine.data import DataUnavailableError
+
+    sources = {}
+    for job in jobs:
+        src = compose("train", overrides=[*job, f"profile={profile}", *extra]).data.source
+        sources.setdefault(json.dumps(OmegaConf.to_container(src, resolve=True), sort_keys=True), src)
+    for src in sources.values():
+        try:
+            instantiate(src)
+        except Exception as e:  # noqa: BLE001 -- Hydra wraps the loader's error
+            if not isinstance(unwrap(e), DataUnavailableError):
+                raise
+            return str(unwrap(e)).strip().splitlines()[0]
+    return None
 
 
 def minutes_per_job(experiment: str, profile: str, records_dir: Path) -> float | None:
@@ -148,6 +172,11 @@ def main() -> None:
         print(f"[{i}/{len(plan)}] {' '.join(s)}: {n - left}/{n} recorded{eta}", flush=True)
     if args.dry_run or not todo:
         return
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        missing = preflight_data(todo, grid.profile, args.extra)
+    if missing:
+        print(f"run_grid: no job started: {missing}", file=sys.stderr)
+        sys.exit(2)
     failed = run_pool(path.stem, todo, grid.profile, args)
     if failed:
         sys.exit(f"run_grid: {len(failed)} jobs of grid {path.stem} failed (recorded as failed): " + "; ".join(failed))

@@ -49,3 +49,13 @@ def test_stop_after_starts_no_job_and_bad_jobs_count_is_refused(tmp_path):
     assert not (tmp_path / "records").exists()
     bad = _run_grid(tmp_path, "--jobs", "0")
     assert bad.returncode != 0 and "--jobs and --threads must be >= 1" in bad.stderr
+
+
+def test_a_missing_dataset_stops_the_grid_before_any_job(tmp_path):
+    """One line naming the data problem, exit 2, no job started and no failed record written."""
+    (tmp_path / "tiny.yaml").write_text("profile: quick\nsweeps:\n  - [experiment=smoke, data=image_folder, \"seed=0,1\"]\n")
+    proc = _run_grid(tmp_path, f"data.root={tmp_path / 'no-such-dir'}")
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("run_grid: no job started: "), proc.stderr
+    assert "no-such-dir" in lines[0]
+    assert not (tmp_path / "records").exists() and not (tmp_path / "runs").exists()

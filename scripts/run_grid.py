@@ -165,7 +165,8 @@ def main() -> None:
           f"{len(todo)} not yet recorded; {args.jobs} at a time, {args.threads} thread(s) each", flush=True)
     for i, (s, jobs_left, n) in enumerate(plan, 1):
         left = len(jobs_left)
-        exp = s[0].split("=", 1)[1]
+        keys = dict(o.split("=", 1) for o in s if "=" in o)
+        exp = keys.get("experiment_name", keys.get("experiment", ""))  # the name its records are filed under
         per_job = minutes_per_job(exp.replace("_baseline", ""), grid.profile, args.records)
         eta = f", about {left * per_job / args.jobs / 60:.1f} h at {args.jobs} at a time on this machine" \
             if per_job and left else ""

@@ -307,3 +307,11 @@ def test_probe_kinds_default_to_the_factory_and_refuse_a_string_or_nothing():
     for bad, said in (("c2", "give a list"), ([], "give a list"), (["c2", "c7"], "unknown c7")):
         with pytest.raises(ConfigError, match=said):
             probe_kinds(bad)
+
+
+def test_trained_drift_without_c2_runs_gets_no_verdict_not_a_crash():
+    from experiments.results_md import trained_drift_verdict
+
+    ours, verdict = trained_drift_verdict({"offset_last_stage_c2sp": 0.1, "offset_last_stage_c3": 0.2,
+                                           "profile": "standard"})
+    assert verdict == "no verdict: needs trained C2 and C2sp runs" and "only C2SP, C3 runs" in ours

@@ -73,13 +73,41 @@ def preflight_data(jobs: list[list[str]], profile: str, extra: list[str] = ()) -
     return None
 
 
-def minutes_per_job(experiment: str, profile: str, records_dir: Path) -> float | None:
-    """Mean wall time of the ok records of this experiment and profile made on this machine (CPU model, cores)."""
+def recorded_runs(experiment: str, profile: str, records_dir: Path) -> list[dict]:
+    """The ok records of this experiment and profile made on this machine (CPU model, cores), with a wall time."""
     here = machine_name()
-    walls = [r["metrics"].get("wall_time_s") for r in read_records([records_dir / profile])
-             if r["experiment"] == experiment and r["status"] == "ok" and str(r.get("hardware")).startswith(here)]
-    walls = [w for w in walls if isinstance(w, (int, float))]
-    return sum(walls) / len(walls) / 60 if walls else None
+    return [r for r in read_records([records_dir / profile]) if r["experiment"] == experiment and r["status"] == "ok"
+            and str(r.get("hardware")).startswith(here) and isinstance(r["metrics"].get("wall_time_s"), (int, float))]
+
+
+def estimate_hours(jobs: list[list[str]], recs: list[dict], profile: str, extra: list[str], workers: int) -> float | None:
+    """Hours for ``jobs`` at ``workers`` at a time, from the wall times of ``recs``: per job the records of the same
+    model and conv kind; else those of the same conv kind scaled by MACs (depth: a ResNet-56 job takes about 3x a
+    ResNet-20 one; within one depth wall time does not follow MACs); else all of them. None without records."""
+    from hydra.utils import instantiate
+
+    from models.complexity import profile as count
+
+    if not recs or not jobs:
+        return None
+    mean = lambda rs, key: sum(key(r) for r in rs) / len(rs)  # noqa: E731
+    wall, macs_cache, total = (lambda r: r["metrics"]["wall_time_s"] / 60), {}, 0.0
+    for job in jobs:
+        cfg = compose("train", overrides=[*job, f"profile={profile}", *extra])
+        name, conv = cfg.model.get("name"), cfg.model.get("conv")
+        same = [r for r in recs if (r["config"]["model"].get("name"), r["config"]["model"].get("conv")) == (name, conv)]
+        kind = [r for r in recs if r["config"]["model"].get("conv") == conv and r["metrics"].get("macs")]
+        if same:
+            total += mean(same, wall)
+        elif kind:
+            key = json.dumps(OmegaConf.to_container(cfg.model, resolve=True), sort_keys=True)
+            if key not in macs_cache:
+                shape = (cfg.data.channels, cfg.data.image_size, cfg.data.image_size)
+                macs_cache[key] = count(instantiate(cfg.model), shape)["macs"]
+            total += mean(kind, wall) * macs_cache[key] / mean(kind, lambda r: r["metrics"]["macs"])
+        else:
+            total += mean(recs, wall)
+    return total / workers / 60
 
 
 def job_command(name: str, job: list[str], profile: str, threads: int, extra: list[str],
@@ -163,14 +191,14 @@ def main() -> None:
     todo = [job for _, left, _ in plan for job in left]
     print(f"grid {args.grid} (profile {grid.profile}): {len(plan)} sweeps, {sum(n for *_, n in plan)} jobs, "
           f"{len(todo)} not yet recorded; {args.jobs} at a time, {args.threads} thread(s) each", flush=True)
-    for i, (s, jobs_left, n) in enumerate(plan, 1):
-        left = len(jobs_left)
-        keys = dict(o.split("=", 1) for o in s if "=" in o)
-        exp = keys.get("experiment_name", keys.get("experiment", ""))  # the name its records are filed under
-        per_job = minutes_per_job(exp.replace("_baseline", ""), grid.profile, args.records)
-        eta = f", about {left * per_job / args.jobs / 60:.1f} h at {args.jobs} at a time on this machine" \
-            if per_job and left else ""
-        print(f"[{i}/{len(plan)}] {' '.join(s)}: {n - left}/{n} recorded{eta}", flush=True)
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        for i, (s, jobs_left, n) in enumerate(plan, 1):
+            keys = dict(o.split("=", 1) for o in s if "=" in o)
+            exp = keys.get("experiment_name", keys.get("experiment", ""))  # the name its records are filed under
+            recs = recorded_runs(exp.replace("_baseline", ""), grid.profile, args.records)
+            hours = estimate_hours(jobs_left, recs, grid.profile, args.extra, args.jobs)
+            eta = f", about {hours:.1f} h at {args.jobs} at a time on this machine" if hours else ""
+            print(f"[{i}/{len(plan)}] {' '.join(s)}: {n - len(jobs_left)}/{n} recorded{eta}", flush=True)
     if args.dry_run or not todo:
         return
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):

@@ -59,3 +59,25 @@ def test_a_missing_dataset_stops_the_grid_before_any_job(tmp_path):
     assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("run_grid: no job started: "), proc.stderr
     assert "no-such-dir" in lines[0]
     assert not (tmp_path / "records").exists() and not (tmp_path / "runs").exists()
+
+
+def test_the_estimate_scales_recorded_wall_times_by_depth_not_within_one_depth():
+    """Same net recorded: its mean wall time; a deeper net of a recorded conv kind: scaled by its MACs."""
+    import importlib.util
+
+    from hydra import initialize_config_dir
+
+    spec = importlib.util.spec_from_file_location("run_grid", ROOT / "scripts" / "run_grid.py")
+    run_grid = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run_grid)
+    rec = {"config": {"model": {"name": "resnet20", "conv": "c3"}}, "metrics": {"wall_time_s": 7200.0, "macs": 40813184}}
+    job = ["experiment=even_kernels", "model.name=resnet20", "model.conv=c3"]
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        same = run_grid.estimate_hours([job, job], [rec], "standard", [], 2)
+        deep = run_grid.estimate_hours([["experiment=even_kernels", "model.name=resnet56", "model.conv=c3"]], [rec],
+                                       "standard", [], 1)
+        other = run_grid.estimate_hours([["experiment=even_kernels", "model.name=resnet20", "model.conv=c5"]], [rec],
+                                        "standard", [], 1)
+    assert same == 2.0 and other == 2.0  # a kind without records: the plain mean, never MAC-scaled
+    assert abs(deep - 2.0 * 125747840 / 40813184) < 1e-9  # ResNet-56 C3 / ResNet-20 C3 MACs (3.08x)
+    assert run_grid.estimate_hours([job], [], "standard", [], 1) is None

@@ -625,6 +625,25 @@ def test_symmetric_pad_gradcheck(k):
     assert torch.equal(symmetric_pad(x, k), ref)
 
 
+@pytest.mark.parametrize("k", [2, 4])
+@pytest.mark.parametrize("order", ["seed000", "official"])
+def test_symmetric_pad_accelerator_path_equals_the_cpu_path_and_the_reference(k, order):
+    """The pad-and-concatenate path (taken on GPUs) gives the CPU path's numbers and gradients, bit for bit."""
+    from models.layers.padding import SYMPAD_ORDERS, _symmetric_pad_windows, symmetric_pad
+
+    assert order in SYMPAD_ORDERS
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 5, 6)
+    go = torch.randn(2, 8, 5 + k - 1, 6 + k - 1)
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ya, yb = symmetric_pad(xa, k, order), _symmetric_pad_windows(xb, k, order)
+    ref = torch.cat([F.pad(g, p) for g, p in zip(x.chunk(4, 1), symmetric_pad_sizes(k, order))], 1)
+    assert torch.equal(ya, ref) and torch.equal(yb, ref)
+    ya.backward(go)
+    yb.backward(go)
+    assert torch.equal(xa.grad, xb.grad)
+
+
 _CUDA_LAYERS = {
     **{kind: lambda kind=kind: create_conv(kind, 16, 16, stride=2) for kind in CONV_KINDS},
     "sympad_stem": lambda: create_conv("c2sp", 3, 16),

@@ -128,18 +128,31 @@ class _SymmetricPad(torch.autograd.Function):
         return torch.cat(parts, dim=1), None, None
 
 
+def _symmetric_pad_windows(x: torch.Tensor, kernel_size: int, order: str) -> torch.Tensor:
+    """The same padding as two kernels: one zero pad of ``k - 1`` on every side, then one concatenation of
+    the four groups' windows into it (plain autograd). Few launches: the accelerator path."""
+    h, w = x.shape[-2:]
+    p, q = kernel_size - 1, x.shape[1] // 4
+    xp = F.pad(x, (p, p, p, p))
+    return torch.cat([xp[:, g * q:(g + 1) * q, p - t:p - t + h + p, p - l:p - l + w + p]
+                      for g, (l, _r, t, _b) in enumerate(symmetric_pad_sizes(kernel_size, order))], dim=1)
+
+
 def symmetric_pad(x: torch.Tensor, kernel_size: int, order: str = "seed000") -> torch.Tensor:
     """Symmetric padding of an NCHW tensor: 4 equal channel groups, each zero-padded toward a corner.
 
     Exactly equal to padding each group with ``F.pad(group, symmetric_pad_sizes(k, order)[g])`` and
-    concatenating (seed 000), but fused: one allocation, one copy per group, only border strips
-    zeroed (the fastest exact variant measured in ``scripts/benchmark_layers.py``). The result has
-    size ``(H + k - 1, W + k - 1)``.
+    concatenating (seed 000). On CPU fused: one allocation, one copy per group, only border strips
+    zeroed (the fastest exact variant measured in ``scripts/benchmark_layers.py``); on other devices
+    one pad and one concatenation (12 small kernels per layer made C2sp launch-bound on a GPU). The
+    result has size ``(H + k - 1, W + k - 1)``.
     """
     c = x.shape[1]
     if c % 4:
         raise ValueError(f"symmetric padding needs in_channels divisible by 4, got {c}")
     symmetric_pad_sizes(kernel_size, order)  # validates k and order
+    if x.device.type != "cpu":
+        return _symmetric_pad_windows(x, kernel_size, order)
     return _SymmetricPad.apply(x, kernel_size, order)
 
 

@@ -119,6 +119,23 @@ ax.legend(); ax.grid(alpha=0.3, which="both"); plt.show()
 last = max(r["layer"] for r in erosion)
 show(sorted((r for r in erosion if r["layer"] == last), key=lambda r: -r["q"]), ["kernel", "layer", "q", "size"])'''
 
+TRAINED_PROBES = '''\
+import json  # probes of trained nets: results/<probe>[_<profile>][_<depth>]/ (reproduce.sh writes them)
+dirs = [d for d in sorted(RESULTS_DIR.glob("trained_*")) if (d / "metrics.json").exists()]
+for d in dirs:
+    m = json.loads((d / "metrics.json").read_text())
+    print(f"{d.name}: nets of profile {m.get('profile') or 'not recorded'}, {m.get('n_checkpoints', '?')} checkpoints, "
+          f"verdict {m.get('verdict', '(rule in RESULTS.md)')}")
+erosion = [d for d in dirs if (d / "trained_erosion.csv").exists()]
+if erosion:  # mean |activation| after every residual block, one line per trained run
+    rows = read_csv(erosion[-1] / "trained_erosion.csv")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for run in sorted({r["run"] for r in rows}):
+        pts = [r for r in rows if r["run"] == run and r["curve"] == "block"]
+        ax.semilogy([r["layer"] for r in pts], [r["q"] for r in pts], label=f"{pts[0]['conv'].upper()} seed {pts[0]['seed']:.0f}")
+    ax.set(xlabel="block (0 = input)", ylabel="Q (mean |activation|)", title=f"Trained nets: {erosion[-1].name}")
+    ax.legend(fontsize=7); ax.grid(alpha=0.3, which="both"); plt.show()'''
+
 EVEN_TABLE = '''\
 rows = load_runs("even_kernels")
 if rows:  # the same table and verdicts as RESULTS.md (experiments.rules.even_kernels)
@@ -278,12 +295,16 @@ def notebook_cells(claims: dict) -> dict[str, list[tuple[str, str]]]:
     head = [(code, SETUP), (code, HELPERS)]
     return {
         "000_even_kernels.ipynb": [
-            (md, claim_md("000 Even-sized kernels and symmetric padding", ["even_drift", "even_erosion", "even_kernels"], claims)),
+            (md, claim_md("000 Even-sized kernels and symmetric padding",
+                          ["even_drift", "even_erosion", "trained_drift", "trained_erosion", "even_kernels"], claims)),
             *head,
             (md, "## Drift (training-free, `results/even_drift`)\nCentroid of a blob after n stride-1 convs of each kind."),
             (code, EVEN_DRIFT),
             (md, "## Information erosion (training-free, `results/even_erosion`)"),
             (code, EVEN_EROSION),
+            (md, "## Drift and erosion in trained nets (`results/trained_*`)\nThe probes read checkpoints of the "
+                 "even_kernels runs of one profile and depth; `metrics.json` says which."),
+            (code, TRAINED_PROBES),
             (md, "## Trained sweep `experiment=even_kernels` (records under `RUNS_DIR`)\nTest error = 100 - accuracy, mean ± std over seeds."),
             (code, EVEN_TABLE),
             (code, EVEN_PLOT),

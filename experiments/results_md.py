@@ -74,8 +74,11 @@ def _nets(m: dict) -> str:
 
 def trained_drift_verdict(m: dict) -> tuple[str, str]:
     if "offset_last_stage_c2" not in m or "offset_last_stage_c2sp" not in m:
-        have = ", ".join(k.rsplit("_", 1)[1].upper() for k in sorted(m) if k.startswith("offset_last_stage_"))
-        return f"{_nets(m)}: only {have or 'no'} runs", "no verdict: needs trained C2 and C2sp runs"
+        have = ", ".join(f"{k.rsplit('_', 1)[1].upper()} {m[k]:.2f} px (n={m.get('runs_' + k.rsplit('_', 1)[1], '?')})"
+                         for k in sorted(m) if k.startswith("offset_last_stage_"))
+        missing = " or ".join(k.upper() for k in ("c2", "c2sp") if f"offset_last_stage_{k}" not in m)
+        return (f"{_nets(m)}, last (8x8) stage: mean |offset| {have or 'no runs'}; no {missing} runs",
+                "no verdict: needs trained C2 and C2sp runs")
     c2, sp = m["offset_last_stage_c2"], m["offset_last_stage_c2sp"]
     ok = m["up_left_runs_c2"] == m["runs_c2"] and sp < c2 / 2
     return (f"{_nets(m)}, last (8x8) stage: C2 centroid offset (dy, dx) = ({m['dy_last_stage_c2']:.2f}, "

@@ -313,5 +313,6 @@ def test_trained_drift_without_c2_runs_gets_no_verdict_not_a_crash():
     from experiments.results_md import trained_drift_verdict
 
     ours, verdict = trained_drift_verdict({"offset_last_stage_c2sp": 0.1, "offset_last_stage_c3": 0.2,
-                                           "profile": "standard"})
-    assert verdict == "no verdict: needs trained C2 and C2sp runs" and "only C2SP, C3 runs" in ours
+                                           "runs_c2sp": 3, "runs_c3": 1, "profile": "standard"})
+    assert verdict == "no verdict: needs trained C2 and C2sp runs"
+    assert "mean |offset| C2SP 0.10 px (n=3), C3 0.20 px (n=1); no C2 runs" in ours

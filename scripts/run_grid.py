@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from hydra import compose, initialize_config_dir  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from engine.job import machine_name, resolve_auto_precision, unwrap  # noqa: E402
 from engine.records import config_hash, find_record  # noqa: E402
@@ -41,28 +41,25 @@ def expand(overrides: list[str]) -> list[list[str]]:
     return [list(c) for c in itertools.product(*choices)]
 
 
-def job_status(jobs: list[list[str]], profile: str, records_dir: Path, extra: list[str] = ()) -> list[bool]:
-    """Whether each job's config (with the ``extra`` overrides) already has an ok record."""
-    out = []
-    for job in jobs:
-        cfg = compose("train", overrides=[*job, f"profile={profile}", *extra])
-        resolve_auto_precision(cfg)  # hash what auto means on this machine, as a run would
-        out.append(find_record(records_dir, config_hash(cfg)) is not None)
-    return out
+def job_config(job: list[str], profile: str, extra: list[str] = ()) -> DictConfig:
+    """The resolved config of one job (``python train.py <job> profile=<profile> <extra>``), composed once:
+    its hash decides whether it is recorded, its model and data feed the estimate and the data check."""
+    cfg = compose("train", overrides=[*job, f"profile={profile}", *extra])
+    resolve_auto_precision(cfg)  # hash what auto means on this machine, as a run would
+    return cfg
 
 
-def preflight_data(jobs: list[list[str]], profile: str, extra: list[str] = ()) -> str | None:
-    """Load each dataset the ``jobs`` need once, before any starts; the first failure as one line (else None).
-
-    A missing or broken copy then stops the grid instead of failing, and recording as failed, every job."""
+def preflight_data(cfgs: list[DictConfig]) -> str | None:
+    """Load each dataset the jobs of ``cfgs`` need once, before any starts; the first failure as one line (else
+    None). A missing or broken copy then stops the grid instead of failing, and recording as failed, every job."""
     from hydra.utils import instantiate
 
     from engine.data import DataUnavailableError
 
     sources = {}
-    for job in jobs:
-        src = compose("train", overrides=[*job, f"profile={profile}", *extra]).data.source
-        sources.setdefault(json.dumps(OmegaConf.to_container(src, resolve=True), sort_keys=True), src)
+    for cfg in cfgs:
+        sources.setdefault(json.dumps(OmegaConf.to_container(cfg.data.source, resolve=True), sort_keys=True),
+                           cfg.data.source)
     for src in sources.values():
         try:
             instantiate(src)
@@ -80,20 +77,19 @@ def recorded_runs(experiment: str, profile: str, records_dir: Path) -> list[dict
             and str(r.get("hardware")).startswith(here) and isinstance(r["metrics"].get("wall_time_s"), (int, float))]
 
 
-def estimate_hours(jobs: list[list[str]], recs: list[dict], profile: str, extra: list[str], workers: int) -> float | None:
-    """Hours for ``jobs`` at ``workers`` at a time, from the wall times of ``recs``: per job the records of the same
+def estimate_hours(cfgs: list[DictConfig], recs: list[dict], workers: int) -> float | None:
+    """Hours for the jobs of ``cfgs`` at ``workers`` at a time, from the wall times of ``recs``: per job the records of the same
     model and conv kind; else those of the same conv kind scaled by MACs (depth: a ResNet-56 job takes about 3x a
     ResNet-20 one; within one depth wall time does not follow MACs); else all of them. None without records."""
     from hydra.utils import instantiate
 
     from models.complexity import profile as count
 
-    if not recs or not jobs:
+    if not recs or not cfgs:
         return None
     mean = lambda rs, key: sum(key(r) for r in rs) / len(rs)  # noqa: E731
     wall, macs_cache, total = (lambda r: r["metrics"]["wall_time_s"] / 60), {}, 0.0
-    for job in jobs:
-        cfg = compose("train", overrides=[*job, f"profile={profile}", *extra])
+    for cfg in cfgs:
         name, conv = cfg.model.get("name"), cfg.model.get("conv")
         same = [r for r in recs if (r["config"]["model"].get("name"), r["config"]["model"].get("conv")) == (name, conv)]
         kind = [r for r in recs if r["config"]["model"].get("conv") == conv and r["metrics"].get("macs")]
@@ -183,26 +179,24 @@ def main() -> None:
                  f"{', '.join(p.stem for p in sorted(path.parent.glob('*.yaml')))}")
     grid = OmegaConf.load(path)
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        plan = []  # per sweep: (its overrides, its jobs not yet recorded, its number of jobs)
+        plan = []  # per sweep: (its overrides, its jobs not yet recorded with their configs, its number of jobs)
         for s in grid.sweeps:
-            jobs = expand(list(s))
-            done = job_status(jobs, grid.profile, args.records, args.extra)
-            plan.append((list(s), [job for job, d in zip(jobs, done) if not d], len(jobs)))
-    todo = [job for _, left, _ in plan for job in left]
+            jobs = [(job, job_config(job, grid.profile, args.extra)) for job in expand(list(s))]
+            left = [(job, cfg) for job, cfg in jobs if find_record(args.records, config_hash(cfg)) is None]
+            plan.append((list(s), left, len(jobs)))
+    todo = [job for _, left, _ in plan for job, _ in left]
     print(f"grid {args.grid} (profile {grid.profile}): {len(plan)} sweeps, {sum(n for *_, n in plan)} jobs, "
           f"{len(todo)} not yet recorded; {args.jobs} at a time, {args.threads} thread(s) each", flush=True)
-    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        for i, (s, jobs_left, n) in enumerate(plan, 1):
-            keys = dict(o.split("=", 1) for o in s if "=" in o)
-            exp = keys.get("experiment_name", keys.get("experiment", ""))  # the name its records are filed under
-            recs = recorded_runs(exp.replace("_baseline", ""), grid.profile, args.records)
-            hours = estimate_hours(jobs_left, recs, grid.profile, args.extra, args.jobs)
-            eta = f", about {hours:.1f} h at {args.jobs} at a time on this machine" if hours else ""
-            print(f"[{i}/{len(plan)}] {' '.join(s)}: {n - len(jobs_left)}/{n} recorded{eta}", flush=True)
+    for i, (s, left, n) in enumerate(plan, 1):
+        keys = dict(o.split("=", 1) for o in s if "=" in o)
+        exp = keys.get("experiment_name", keys.get("experiment", ""))  # the name its records are filed under
+        recs = recorded_runs(exp.replace("_baseline", ""), grid.profile, args.records)
+        hours = estimate_hours([cfg for _, cfg in left], recs, args.jobs)
+        eta = f", about {hours:.1f} h at {args.jobs} at a time on this machine" if hours else ""
+        print(f"[{i}/{len(plan)}] {' '.join(s)}: {n - len(left)}/{n} recorded{eta}", flush=True)
     if args.dry_run or not todo:
         return
-    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        missing = preflight_data(todo, grid.profile, args.extra)
+    missing = preflight_data([cfg for _, left, _ in plan for _, cfg in left])
     if missing:
         print(f"run_grid: no job started: {missing}", file=sys.stderr)
         sys.exit(2)

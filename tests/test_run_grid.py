@@ -73,11 +73,10 @@ def test_the_estimate_scales_recorded_wall_times_by_depth_not_within_one_depth()
     rec = {"config": {"model": {"name": "resnet20", "conv": "c3"}}, "metrics": {"wall_time_s": 7200.0, "macs": 40813184}}
     job = ["experiment=even_kernels", "model.name=resnet20", "model.conv=c3"]
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        same = run_grid.estimate_hours([job, job], [rec], "standard", [], 2)
-        deep = run_grid.estimate_hours([["experiment=even_kernels", "model.name=resnet56", "model.conv=c3"]], [rec],
-                                       "standard", [], 1)
-        other = run_grid.estimate_hours([["experiment=even_kernels", "model.name=resnet20", "model.conv=c5"]], [rec],
-                                        "standard", [], 1)
-    assert same == 2.0 and other == 2.0  # a kind without records: the plain mean, never MAC-scaled
-    assert abs(deep - 2.0 * 125747840 / 40813184) < 1e-9  # ResNet-56 C3 / ResNet-20 C3 MACs (3.08x)
-    assert run_grid.estimate_hours([job], [], "standard", [], 1) is None
+        cfg = run_grid.job_config(job, "standard")
+        deep = run_grid.job_config(["experiment=even_kernels", "model.name=resnet56", "model.conv=c3"], "standard")
+        c5 = run_grid.job_config(["experiment=even_kernels", "model.name=resnet20", "model.conv=c5"], "standard")
+    assert run_grid.estimate_hours([cfg, cfg], [rec], 2) == 2.0
+    assert run_grid.estimate_hours([c5], [rec], 1) == 2.0  # a kind without records: the plain mean, never MAC-scaled
+    assert abs(run_grid.estimate_hours([deep], [rec], 1) - 2.0 * 125747840 / 40813184) < 1e-9  # ResNet-56/20 C3 MACs
+    assert run_grid.estimate_hours([cfg], [], 1) is None

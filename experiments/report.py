@@ -60,9 +60,9 @@ def budget(row: dict, varied: tuple[str, ...] = ()) -> str:
     """The data, schedule and recipe a run trained with (what every variant of a claim must share), without
     the keys the experiment varies on purpose (``rules.VARIES``)."""
     parts = [f"{row['dataset']}", f"{row['train_subset'] or 'all'} train images", f"{row['epochs']} epochs"]
-    parts += [f"{k} {_fmt_knob(row.get(k))}" if k != "precision" else f"{row.get(k) or '?'}"
-              for k in ("precision", *rules.RECIPE) if k not in varied]
-    return ", ".join(parts)
+    if "precision" not in varied:
+        parts.append(f"{row.get('precision') or '?'}")
+    return ", ".join(parts + [f"{k} {_fmt_knob(row.get(k))}" for k in rules.RECIPE if k not in varied])
 
 
 def _provenance(rows: list[dict], failed: list[dict], varied: tuple[str, ...] = ()) -> str:
@@ -138,8 +138,7 @@ def build_reports(rows, out_dir: str | Path, failed: list[dict] | tuple = ()) ->
         bad = [r for r in failed if (r["experiment"], r["profile"]) == (exp, profile)]
         out = Path(out_dir) / exp / profile
         if (exp, profile) in ok:
-            ceiling = (rules.ceiling_facts(ok[(exp, profile)], [r for (e, _), rs in ok.items() if e == "ceiling" for r in rs])
-                       if profile == "standard" and exp == "even_kernels" else [])
+            ceiling = rules.ceiling_facts(ok[(exp, profile)], rows) if (exp, profile) == ("even_kernels", "standard") else []
             md, verdicts = profile_section(exp, profile, ok[(exp, profile)], bad, claims.get(exp, {}), out, ceiling)
         else:
             md, verdicts = f"### {exp}, {profile} profile\n\nNo finished run; {len(bad)} failed:\n\n" + md_table(

@@ -48,7 +48,7 @@ def stage_maps(model: torch.nn.Module, x: torch.Tensor) -> "OrderedDict[int, tor
 
 def select_runs(checkpoints: str, experiment: str | None, model: str | None,
                 profile: str | None = None) -> tuple[list[tuple[str, dict]], list[str]]:
-    """``(path, checkpoint state)`` of every run to probe, and the model names kept (``[model]`` or all found).
+    """``(path, checkpoint state)`` of every run to probe, and the model name of those runs (one: a mix is refused).
 
     Keeps the runs of ``experiment`` (``experiment_name``), ``model`` (``model.name``) and ``profile``
     (``profile_name``), each None = any; raises a one-line ``ConfigError`` when nothing is left."""
@@ -77,7 +77,7 @@ def select_runs(checkpoints: str, experiment: str | None, model: str | None,
         if len(kinds) > 1:  # one net and one recipe per summary: never pool depths or profiles
             raise ConfigError(f"probe.checkpoints={checkpoints!r} holds runs of {len(kinds)} {key}s "
                               f"({', '.join(kinds)}); pick one with probe.{key}=...")
-    return runs, [model] if model is not None else sorted(found)
+    return runs, sorted({state["config"]["model"]["name"] for _, state in runs})
 
 
 def test_images(state: dict, images: int, cache: dict) -> torch.Tensor:

@@ -72,15 +72,15 @@ def ceiling_target(record: dict, records_dir: Path) -> float:
     if (row["model"], row["conv"]) != rules.CEILING_NET:
         raise SystemExit(f"time_to_accuracy: --ceiling is the ceiling of {'-'.join(rules.CEILING_NET)}; "
                          f"{record['path']} is {row['model']}-{row['conv']}")
-    ceiling = rules.ceiling_rows([row], [r for r in runs.collect([records_dir])[0] if r["experiment"] == "ceiling"])
+    ceiling = rules.ceiling_rows([row], runs.collect([records_dir])[0])
     if not ceiling:
         raise SystemExit(f"time_to_accuracy: no ceiling record under {records_dir} for {record['path']} (needs a "
-                         f"{'-'.join(rules.CEILING_NET)} run of experiment ceiling on {row['dataset']}: "
-                         "python scripts/run_grid.py ceiling)")
-    val = sum(r["val_acc"] for r in ceiling) / len(ceiling)
-    print(f"ceiling: {len(ceiling)} run(s), {ceiling[0]['epochs']} epochs, val_acc {val:.2f} %, test_acc "
-          f"{sum(r['test_acc'] for r in ceiling) / len(ceiling):.2f} % ({', '.join(r['record'] for r in ceiling)})")
-    return val - rules.CEILING_GAP
+                         f"{'-'.join(rules.CEILING_NET)} run of experiment {rules.CEILING_EXPERIMENT} on "
+                         f"{row['dataset']}: python scripts/run_grid.py ceiling)")
+    target = rules.ceiling_target(ceiling)
+    print(f"ceiling: {len(ceiling)} run(s), {ceiling[0]['epochs']} epochs, val_acc {target + rules.CEILING_GAP:.2f} %, "
+          f"test_acc {sum(r['test_acc'] for r in ceiling) / len(ceiling):.2f} % ({', '.join(r['record'] for r in ceiling)})")
+    return target
 
 
 if __name__ == "__main__":

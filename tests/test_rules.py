@@ -45,24 +45,32 @@ def _run(acc, val_curve, **keys):
 
 
 def test_ceiling_facts_measure_the_gap_and_the_epochs_to_within_1_5_pp():
-    ceiling = [_run(90.0, [50.0, 91.0], epochs=100), _run(80.0, [80.0], epochs=50)]  # the longest schedule counts
+    ceiling = [_run(90.0, [50.0, 91.0], epochs=100, experiment="ceiling"),
+               _run(80.0, [80.0], epochs=50, experiment="ceiling"),  # the longest schedule counts
+               _run(99.0, [99.0], epochs=300, experiment="even_kernels")]  # another experiment: never the ceiling
     standard = [_run(88.0, [80.0, 89.5, 89.6], epochs=3), _run(87.0, [80.0, 88.0, 89.5], epochs=3),
                 _run(86.0, [80.0, 85.0, 89.0], epochs=3)]
     facts = {f["metric"]: f for f in rules.ceiling_facts(standard, ceiling)}
     assert facts["test_acc"]["measured"] == 90.0 - 87.0 and facts["test_acc"]["expected"] == rules.CEILING_GAP
     assert facts["epochs"]["measured"] == (2 + 3) / 2  # target 91.0 - 1.5 = 89.5; the third run never reaches it
     assert "2 of 3 runs" in facts["epochs"]["claim"]
-    other_data = [_run(95.0, [95.0], epochs=300, dataset="cifar10")]
+    other_data = [_run(95.0, [95.0], epochs=300, dataset="cifar10", experiment="ceiling")]
     assert rules.ceiling_facts(standard, other_data) == [] and rules.ceiling_facts(standard, None) == []
 
 
+# what a report row holds besides its metrics: the budget, its provenance, the standard profile's recipe
+_BUDGET = {"dataset": "image_folder", "train_subset": None, "epochs": 30, "precision": "fp32", "hardware": "h",
+           "git_commit": "c", "backfilled": False, "date": "2026-11-26", "history": []}
+_RECIPE = {"lr": 0.1, "weight_decay": 5e-4, "label_smoothing": 0.1, "batch_size": 128}
+
+
 def _tuning(lr, vals):
-    return [{"val_acc": v, "test_acc": v - 1, "num_classes": 10, "model": "resnet20", "lr": lr, "weight_decay": 5e-4,
-             "label_smoothing": 0.1, "batch_size": 128, "profile": "standard"} for v in vals]
+    return [{**_BUDGET, **_RECIPE, "val_acc": v, "test_acc": v - 1, "num_classes": 10, "model": "resnet20", "lr": lr,
+             "profile": "standard"} for v in vals]
 
 
 def test_recipe_tuning_selects_on_validation_and_tests_the_best_against_the_current_recipe(tmp_path, monkeypatch):
-    current = {"lr": 0.1, "weight_decay": 5e-4, "label_smoothing": 0.1, "batch_size": 128}
+    current = _RECIPE
     rows = _tuning(0.1, [86.0, 86.2, 86.1]) + _tuning(0.2, [87.5, 87.7, 87.6]) + _tuning(0.4, [85.0, 85.1, 85.2])
     table, verdicts, facts = rules.recipe_tuning(rows, {}, current)
     assert [r["lr"] for r in table] == [0.2, 0.1, 0.4]  # sorted by validation accuracy
@@ -74,10 +82,8 @@ def test_recipe_tuning_selects_on_validation_and_tests_the_best_against_the_curr
     # the recipe knobs are this experiment's axes: the report does not withhold its verdict as a budget mix
     from experiments.report import profile_section
 
-    budget_keys = {"dataset": "image_folder", "train_subset": None, "epochs": 30, "precision": "fp32",
-                   "hardware": "h", "git_commit": "c", "backfilled": False, "date": "2026-11-26", "history": []}
     monkeypatch.setattr(rules, "current_recipe", lambda profile: current)
-    _, shown = profile_section("recipe_tuning", "standard", [{**r, **budget_keys} for r in rows], [], {}, tmp_path)
+    _, shown = profile_section("recipe_tuning", "standard", rows, [], {}, tmp_path)
     assert shown[0]["verdict"] == "reproduced"
     same = rules.recipe_tuning(_tuning(0.1, [88.0, 88.1]) + _tuning(0.2, [87.0, 87.2]), {}, current)
     assert same[1] == [] and "is the best" in same[2][1]["claim"]
@@ -91,19 +97,16 @@ def test_current_recipe_is_what_the_standard_profile_composes():
 
     from experiments.runs import ROOT
 
-    expected = {"lr": 0.1, "weight_decay": 5e-4, "label_smoothing": 0.1, "batch_size": 128}
-    assert rules.current_recipe("standard") == expected
+    assert rules.current_recipe("standard") == _RECIPE
     with initialize_config_dir(str(ROOT / "configs"), version_base=None):  # as inside a running Hydra app
-        assert rules.current_recipe("standard") == expected
+        assert rules.current_recipe("standard") == _RECIPE
         assert GlobalHydra.instance().is_initialized()  # the app's Hydra is left alone
 
 
 def test_provenance_flags_runs_of_different_recipes():
     from experiments.report import _provenance
 
-    row = {"dataset": "image_folder", "train_subset": None, "epochs": 30, "precision": "fp32", "lr": 0.1,
-           "weight_decay": 5e-4, "label_smoothing": 0.1, "batch_size": 128, "hardware": "h", "git_commit": "c",
-           "backfilled": False, "date": "2026-11-26"}
+    row = {**_BUDGET, **_RECIPE}
     same = _provenance([row, dict(row)], [])
     assert "budget: image_folder, all train images, 30 epochs, fp32, lr 0.1, weight_decay 0.0005" in same
     mixed = _provenance([row, dict(row, lr=0.2)], [])
@@ -115,10 +118,8 @@ def test_no_verdict_across_recipes(tmp_path):
     from experiments.report import profile_section
 
     def row(conv, acc, lr):
-        return {"test_acc": acc, "num_classes": 10, "params": 100, "macs": 10, "model": "resnet20", "conv": conv,
-                "dataset": "image_folder", "train_subset": None, "epochs": 30, "precision": "fp32", "lr": lr,
-                "weight_decay": 5e-4, "label_smoothing": 0.1, "batch_size": 128, "hardware": "h", "git_commit": "c",
-                "backfilled": False, "date": "2026-11-26", "history": []}
+        return {**_BUDGET, **_RECIPE, "test_acc": acc, "num_classes": 10, "params": 100, "macs": 10,
+                "model": "resnet20", "conv": conv, "lr": lr}
 
     one = [row("c3", a, 0.1) for a in (91.0, 91.2, 90.9)] + [row("c2", a, 0.1) for a in (88.0, 88.3, 87.9)]
     _, verdicts = profile_section("even_kernels", "standard", one, [], {}, tmp_path / "a")

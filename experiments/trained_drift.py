@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from glob import glob, has_magic
 
 import torch
-from hydra.utils import instantiate
 
-from engine.checkpoint import load_checkpoint, model_from_state
-from engine.inference import Batches
+from engine.checkpoint import model_from_state
 from engine.validate import ConfigError
 from experiments.even_drift import centroid
 from experiments.probe_utils import log_outputs, plt, write_csv, write_readme
+from experiments.trained_nets import profiles_of, select_runs, test_images
 
 SETUP = """\
 For each checkpoint (a ``checkpoints/last.pt`` of a CIFAR ResNet run), the mean |activation| map
@@ -28,65 +26,12 @@ CLAIM = "A trained C2 net's feature maps drift towards a corner; C2sp and C3 map
 COLUMNS = ["run", "conv", "seed", "size", "dy", "dx"]
 
 
-def find_checkpoints(checkpoints: str) -> list[str]:
-    """``last.pt`` paths from a glob, or every ``**/checkpoints/last.pt`` under a directory (a sweep dir,
-    ``multirun/``, ``outputs/``: wherever Hydra put the runs)."""
-    if has_magic(checkpoints):
-        return sorted(glob(checkpoints, recursive=True))
-    if os.path.isdir(checkpoints):
-        return sorted(glob(os.path.join(checkpoints, "**", "checkpoints", "last.pt"), recursive=True))
-    return [checkpoints] if os.path.isfile(checkpoints) else []
-
-
 @torch.no_grad()
 def stage_maps(model: torch.nn.Module, x: torch.Tensor) -> "OrderedDict[int, torch.Tensor]":
     """Mean |activation| map (H, W) of each stage's output, keyed by its size (``model.forward_stages``)."""
     if not hasattr(model, "forward_stages"):
         raise ConfigError(f"trained_drift needs a model with stage outputs (forward_stages), got {type(model).__name__}")
     return OrderedDict((out.shape[-1], out.abs().mean((0, 1))) for out in model.forward_stages(x))
-
-
-def select_runs(checkpoints: str, experiment: str | None, model: str | None,
-                profile: str | None = None) -> tuple[list[tuple[str, dict]], list[str]]:
-    """``(path, checkpoint state)`` of every run to probe, and the model name of those runs (one: a mix is refused).
-
-    Keeps the runs of ``experiment`` (``experiment_name``), ``model`` (``model.name``) and ``profile``
-    (``profile_name``), each None = any; raises a one-line ``ConfigError`` when nothing is left."""
-    paths = find_checkpoints(checkpoints)
-    runs, found = [], set()
-    for path in paths:
-        state = load_checkpoint(path)
-        cfg = state["config"]
-        if experiment is not None and cfg.get("experiment_name") != experiment:
-            continue
-        if profile is not None and cfg.get("profile_name") != profile:
-            continue
-        found.add(cfg["model"]["name"])
-        if model is None or cfg["model"]["name"] == model:
-            runs.append((path, state))
-    if not found:
-        of = f" of an {experiment!r} run" if experiment else ""
-        of += f" of profile {profile!r}" if profile else ""
-        raise ConfigError(f"probe.checkpoints={checkpoints!r} holds no checkpoints/last.pt{of} ({len(paths)} checkpoint(s) "
-                          "found); pass a sweep dir or glob, or train first: python train.py -m experiment=even_kernels")
-    if not runs:
-        raise ConfigError(f"probe.model={model!r}: none of the {len(paths)} checkpoints matching "
-                          f"{checkpoints!r} is one (they are {', '.join(sorted(found))})")
-    for key, what in (("model", lambda c: c["model"]["name"]), ("profile", lambda c: c.get("profile_name"))):
-        kinds = sorted({str(what(state["config"])) for _, state in runs})
-        if len(kinds) > 1:  # one net and one recipe per summary: never pool depths or profiles
-            raise ConfigError(f"probe.checkpoints={checkpoints!r} holds runs of {len(kinds)} {key}s "
-                              f"({', '.join(kinds)}); pick one with probe.{key}=...")
-    return runs, sorted({state["config"]["model"]["name"] for _, state in runs})
-
-
-def test_images(state: dict, images: int, cache: dict) -> torch.Tensor:
-    """The first ``images`` test images of the run's own dataset, normalised as in training (each dataset
-    loaded once per ``cache``)."""
-    source = repr(state["config"]["data"]["source"])
-    if source not in cache:
-        cache[source] = instantiate(state["config"]["data"]["source"]).test_x[:images]
-    return Batches(state["mean"], state["std"], torch.device("cpu"), False)(cache[source])
 
 
 def compute(checkpoints: str, images: int, model: str | None, experiment: str | None,
@@ -105,11 +50,6 @@ def compute(checkpoints: str, images: int, model: str | None, experiment: str | 
                          "size": size, "dy": cy - (size - 1) / 2, "dx": cx - (size - 1) / 2})
             panels.setdefault(conv, {}).setdefault(size, m)
     return rows, panels, names, profiles_of(runs)
-
-
-def profiles_of(runs: list[tuple[str, dict]]) -> list[str]:
-    """The ``profile_name`` of the probed runs (sorted, "?" where a checkpoint has none)."""
-    return sorted({str(state["config"].get("profile_name") or "?") for _, state in runs})
 
 
 def summarise(rows: list[dict], panels: dict) -> dict:

@@ -11,7 +11,7 @@ from engine.checkpoint import model_from_state
 from experiments.even_erosion import trained_q
 from experiments.probe_utils import log_outputs, plt, write_csv, write_readme
 from experiments.stats import VERDICTS, verdict
-from experiments.trained_drift import profiles_of, select_runs, test_images
+from experiments.trained_nets import profiles_of, select_runs, test_images
 
 SETUP = """\
 For each checkpoint (a ``checkpoints/last.pt`` of a CIFAR ResNet run), Q_n = mean |activation| is taken

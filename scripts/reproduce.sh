@@ -20,13 +20,16 @@ done
 
 step python scripts/run_grid.py "$GRID"
 
-# the drift and erosion probes on the trained even-kernel networks of this grid, at depth 20 and 56
-# (run_grid keeps each job's checkpoint in multirun/grid-<grid>/<hash>/checkpoints/last.pt)
+# the drift and erosion probes on trained even-kernel nets of this profile, at depth 20 and 56: the nets of
+# configs/grid/probe_nets.yaml (checkpoints, which committed records do not carry) and any the grid trained
+# here (run_grid keeps each job's checkpoint in multirun/grid-<name>/<hash>/checkpoints/last.pt; the probes
+# count each config once and only finished runs)
+step python scripts/run_grid.py probe_nets --profile "$GRID"
 for model in resnet20 resnet56; do
   suffix=_$GRID$([ $model = resnet20 ] || echo "_$model")
   for probe in trained_drift trained_erosion; do
     step python train.py experiment=$probe logger=none hydra.run.dir=results/$probe$suffix \
-      probe.checkpoints=multirun/grid-$GRID probe.model=$model probe.profile=$GRID
+      "probe.checkpoints='multirun/grid-*/*/checkpoints/last.pt'" probe.model=$model probe.profile=$GRID
   done
 done
 rm -rf results/trained_{drift,erosion}_*/{.hydra,train.log}

@@ -3,6 +3,7 @@
     python scripts/run_grid.py standard                  # continue the full-data grid (skips recorded configs)
     python scripts/run_grid.py quick --dry-run           # what would run, what is recorded, the time estimate
     python scripts/run_grid.py standard --jobs 10 --stop-after 60 trainer.device=cuda   # one GPU, one hour
+    python scripts/run_grid.py probe_nets                # the nets the trained drift/erosion probes read
 
 Each grid entry is a sweep in Hydra's comma syntax; its product gives single ``python train.py`` jobs. Before
 running it prints how many jobs of each sweep already have a run record (those are skipped) and an estimate
@@ -12,6 +13,10 @@ each (two 1-thread jobs on a 2-core CPU; several jobs share one GPU), each in a 
 ``--stop-after`` starts no new job after that many minutes. A failed job is recorded as failed, reported,
 and the grid goes on; the exit code is 1 if any job failed. Each dataset the jobs need is loaded once first:
 a missing copy stops the grid in one line (exit 2) before any job starts or records a failure.
+
+A grid with ``record: false`` (``probe_nets``) trains nets for the trained probes: its jobs run whether or not
+their config has a record, write none, and keep their checkpoints; a job is done when its run dir holds a
+finished run of its config. ``--profile`` runs a grid under another profile, in multirun/grid-<name>-<profile>.
 """
 from __future__ import annotations
 
@@ -33,6 +38,7 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from engine.job import machine_name, resolve_auto_precision, unwrap  # noqa: E402
 from engine.records import config_hash, find_record  # noqa: E402
+from engine.rundir import read_metrics  # noqa: E402
 from experiments.runs import read_records  # noqa: E402
 
 def expand(overrides: list[str]) -> list[list[str]]:
@@ -106,13 +112,27 @@ def estimate_hours(cfgs: list[DictConfig], recs: list[dict], workers: int) -> fl
     return total / workers / 60
 
 
-def job_command(name: str, job: list[str], profile: str, threads: int, extra: list[str],
-                runs_dir: Path) -> tuple[list[str], Path]:
-    """``python train.py`` for one job, in a fixed run dir per job (a killed job resumes from its checkpoint)."""
-    tag = hashlib.sha256(" ".join([*job, *extra]).encode()).hexdigest()[:10]
-    run_dir = runs_dir / f"grid-{name}" / tag
-    return ([sys.executable, str(ROOT / "train.py"), *job, f"profile={profile}", f"trainer.threads={threads}", *extra,
-             f"hydra.run.dir={run_dir}"], run_dir)
+UNRECORDED = ["trainer.record=false", "trainer.skip_recorded=false", "trainer.skip_finished=true"]  # record: false
+
+
+def job_dir(runs_dir: Path, name: str, job: list[str], extra: list[str]) -> Path:
+    """The fixed run dir of one job (a killed job resumes from its checkpoint there)."""
+    return runs_dir / f"grid-{name}" / hashlib.sha256(" ".join([*job, *extra]).encode()).hexdigest()[:10]
+
+
+def job_command(run_dir: Path, job: list[str], profile: str, threads: int, extra: list[str],
+                flags: list[str]) -> list[str]:
+    """``python train.py`` for one job in its run dir (``flags``: the grid's own, e.g. ``UNRECORDED``)."""
+    return [sys.executable, str(ROOT / "train.py"), *job, f"profile={profile}", f"trainer.threads={threads}", *flags,
+            *extra, f"hydra.run.dir={run_dir}"]
+
+
+def done(cfg: DictConfig, run_dir: Path, records_dir: Path, recorded: bool) -> bool:
+    """A job is done when its config has a record (a recorded grid) or its run dir holds a finished run of it."""
+    if recorded:
+        return find_record(records_dir, config_hash(cfg)) is not None
+    metrics = read_metrics(run_dir) or {}
+    return metrics.get("status") == "ok" and metrics.get("config_hash") == config_hash(cfg)
 
 
 def run_job(cmd: list[str], run_dir: Path) -> tuple[int, float]:
@@ -125,7 +145,7 @@ def run_job(cmd: list[str], run_dir: Path) -> tuple[int, float]:
     return code, (time.time() - t) / 60
 
 
-def run_pool(name: str, todo: list[list[str]], profile: str, args: argparse.Namespace) -> list[str]:
+def run_pool(todo: list[tuple[list[str], Path]], profile: str, flags: list[str], args: argparse.Namespace) -> list[str]:
     """Run ``todo`` in grid order, ``args.jobs`` at a time; start none after ``args.stop_after`` minutes.
 
     Returns the jobs that failed. Each job's overrides, exit code and minutes are printed as it ends.
@@ -139,9 +159,8 @@ def run_pool(name: str, todo: list[list[str]], profile: str, args: argparse.Name
                 late = args.stop_after is not None and (time.time() - t0) / 60 >= args.stop_after
                 if not queue or late:
                     return
-                i, job = queue.pop(0)
-            cmd, run_dir = job_command(name, job, profile, args.threads, args.extra, args.runs_dir)
-            code, minutes = run_job(cmd, run_dir)
+                i, (job, run_dir) = queue.pop(0)
+            code, minutes = run_job(job_command(run_dir, job, profile, args.threads, args.extra, flags), run_dir)
             with lock:
                 state = "ok" if code == 0 else f"FAILED (exit {code}, see {run_dir}.log)"
                 print(f"  [{i}/{len(todo)}] {state} in {minutes:.1f} min: {' '.join(job)}", flush=True)
@@ -168,6 +187,8 @@ def main() -> None:
     ap.add_argument("--stop-after", type=float, default=None, metavar="MIN",
                     help="start no job after this many minutes (a lease or session that ends); running jobs finish")
     ap.add_argument("--runs-dir", type=Path, default=ROOT / "multirun", help="run dirs: <runs-dir>/grid-<name>/<hash>")
+    ap.add_argument("--profile", default=None, help="run the grid under this profile instead of its own "
+                    "(run dirs: grid-<name>-<profile>), e.g. probe_nets --profile quick")
     ap.add_argument("--records", type=Path, default=Path(os.environ.get("CONVLAB_RECORDS", ROOT / "results" / "records")),
                     help="where the jobs write their records (paths.records_dir: $CONVLAB_RECORDS, else results/records)")
     args = ap.parse_intermixed_args()  # overrides may come before or after the options
@@ -178,31 +199,36 @@ def main() -> None:
         sys.exit(f"run_grid: no grid {path}; have: "
                  f"{', '.join(p.stem for p in sorted(path.parent.glob('*.yaml')))}")
     grid = OmegaConf.load(path)
+    profile, recorded = args.profile or grid.profile, bool(grid.get("record", True))
+    name = path.stem if profile == grid.profile else f"{path.stem}-{profile}"
+    state = "recorded" if recorded else "finished"
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        plan = []  # per sweep: (its overrides, its jobs not yet recorded with their configs, its number of jobs)
+        plan = []  # per sweep: (its overrides, its jobs not yet done with their run dirs and configs, its number of jobs)
         for s in grid.sweeps:
-            jobs = [(job, job_config(job, grid.profile, args.extra)) for job in expand(list(s))]
-            left = [(job, cfg) for job, cfg in jobs if find_record(args.records, config_hash(cfg)) is None]
+            jobs = [(job, job_dir(args.runs_dir, name, job, args.extra), job_config(job, profile, args.extra))
+                    for job in expand(list(s))]
+            left = [j for j in jobs if not done(j[2], j[1], args.records, recorded)]
             plan.append((list(s), left, len(jobs)))
-    todo = [job for _, left, _ in plan for job, _ in left]
-    print(f"grid {args.grid} (profile {grid.profile}): {len(plan)} sweeps, {sum(n for *_, n in plan)} jobs, "
-          f"{len(todo)} not yet recorded; {args.jobs} at a time, {args.threads} thread(s) each", flush=True)
+    todo = [(job, run_dir) for _, left, _ in plan for job, run_dir, _ in left]
+    print(f"grid {args.grid} (profile {profile}): {len(plan)} sweeps, {sum(n for *_, n in plan)} jobs, "
+          f"{len(todo)} not yet {state}; {args.jobs} at a time, {args.threads} thread(s) each", flush=True)
     for i, (s, left, n) in enumerate(plan, 1):
         keys = dict(o.split("=", 1) for o in s if "=" in o)
         exp = keys.get("experiment_name", keys.get("experiment", ""))  # the name its records are filed under
-        recs = recorded_runs(exp.replace("_baseline", ""), grid.profile, args.records)
-        hours = estimate_hours([cfg for _, cfg in left], recs, args.jobs)
+        recs = recorded_runs(exp.replace("_baseline", ""), profile, args.records)
+        hours = estimate_hours([cfg for *_, cfg in left], recs, args.jobs)
         eta = f", about {hours:.1f} h at {args.jobs} at a time on this machine" if hours else ""
-        print(f"[{i}/{len(plan)}] {' '.join(s)}: {n - len(left)}/{n} recorded{eta}", flush=True)
+        print(f"[{i}/{len(plan)}] {' '.join(s)}: {n - len(left)}/{n} {state}{eta}", flush=True)
     if args.dry_run or not todo:
         return
-    missing = preflight_data([cfg for _, left, _ in plan for _, cfg in left])
+    missing = preflight_data([cfg for _, left, _ in plan for *_, cfg in left])
     if missing:
         print(f"run_grid: no job started: {missing}", file=sys.stderr)
         sys.exit(2)
-    failed = run_pool(path.stem, todo, grid.profile, args)
+    failed = run_pool(todo, profile, [] if recorded else UNRECORDED, args)
     if failed:
-        sys.exit(f"run_grid: {len(failed)} jobs of grid {path.stem} failed (recorded as failed): " + "; ".join(failed))
+        what = "recorded as failed" if recorded else "see their run dirs"
+        sys.exit(f"run_grid: {len(failed)} jobs of grid {name} failed ({what}): " + "; ".join(failed))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Shared test helpers: run train.py through the CLI in a temp dir."""
+"""Shared test helpers: run train.py through the CLI in a temp dir; checkpoint states like train.py writes."""
 from __future__ import annotations
 
 import json
@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,3 +29,19 @@ def run_cli(*overrides: str, run_dir: Path | None = None, multirun: bool = False
 
 def read_metrics(run_dir: Path) -> dict:
     return json.loads((Path(run_dir) / "metrics.json").read_text())
+
+
+def even_state(conv: str, seed: int, profile: str = "standard") -> dict:
+    """A checkpoint state like train.py writes, of a random-init narrow ResNet-20 on 16x16 synthetic data."""
+    from models import create_model
+
+    torch.manual_seed(seed)
+    model = create_model("resnet20", num_classes=10, in_channels=3, conv=conv, width=0.25)
+    source = {"_target_": "engine.data.synthetic", "image_size": 16, "channels": 3, "num_classes": 10,
+              "train_size": 64, "test_size": 32, "seed": 0}
+    cfg = {"experiment_name": "even_kernels", "profile_name": profile, "seed": seed,
+           "model": {"_target_": "models.create_model", "name": "resnet20", "num_classes": 10, "in_channels": 3,
+                     "conv": conv, "width": 0.25},
+           "data": {"channels": 3, "image_size": 16, "source": source}, "trainer": {"epochs": 2}, "optim": {"lr": 0.1}}
+    return {"model": model.state_dict(), "config": cfg, "mean": torch.full((3,), 0.5), "std": torch.full((3,), 0.25),
+            "epoch": 2, "partial_epoch": None}

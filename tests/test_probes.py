@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, even_state
 
 pytestmark = pytest.mark.slow  # the probes run through train.py once per module (minutes)
 
@@ -188,21 +188,6 @@ def test_even_erosion_trained_path_from_a_checkpoint(tmp_path):
     assert set(logger.tables) == {"erosion"} and set(logger.images) == {"erosion"}
 
 
-def _even_state(conv: str, seed: int, profile: str = "standard") -> dict:
-    """A checkpoint state like train.py writes, of a random-init narrow ResNet-20 on 16x16 synthetic data."""
-    from models import create_model
-
-    torch.manual_seed(seed)
-    model = create_model("resnet20", num_classes=10, in_channels=3, conv=conv, width=0.25)
-    source = {"_target_": "engine.data.synthetic", "image_size": 16, "channels": 3, "num_classes": 10,
-              "train_size": 64, "test_size": 32, "seed": 0}
-    cfg = {"experiment_name": "even_kernels", "profile_name": profile, "seed": seed,
-           "model": {"_target_": "models.create_model", "name": "resnet20", "num_classes": 10, "in_channels": 3,
-                     "conv": conv, "width": 0.25},
-           "data": {"channels": 3, "image_size": 16, "source": source}}
-    return {"model": model.state_dict(), "config": cfg, "mean": torch.full((3,), 0.5), "std": torch.full((3,), 0.25)}
-
-
 def test_trained_erosion_probe_reads_every_run_and_applies_the_rule(tmp_path):
     """One Q curve per run from the checkpoints of one profile; the verdict is the stated rule over runs."""
     from engine.checkpoint import save_atomic
@@ -212,8 +197,8 @@ def test_trained_erosion_probe_reads_every_run_and_applies_the_rule(tmp_path):
     from models import create_model
 
     for i, (conv, seed) in enumerate([(c, s) for c in ("c2", "c2sp", "c3") for s in (0, 1)]):
-        save_atomic(_even_state(conv, seed), tmp_path / "sweep" / str(i) / "checkpoints" / "last.pt")
-    save_atomic(_even_state("c2", 5, profile="quick"), tmp_path / "sweep" / "q" / "checkpoints" / "last.pt")
+        save_atomic(even_state(conv, seed), tmp_path / "sweep" / str(i) / "checkpoints" / "last.pt")
+    save_atomic(even_state("c2", 5, profile="quick"), tmp_path / "sweep" / "q" / "checkpoints" / "last.pt")
     logger = _FakeLogger()
     m = trained_erosion.run(str(tmp_path / "out"), logger, checkpoints=str(tmp_path / "sweep"), images=16,
                             profile="standard")
@@ -237,7 +222,7 @@ def test_trained_erosion_probe_reads_every_run_and_applies_the_rule(tmp_path):
         trained_erosion.run(str(tmp_path / "none"), logger, checkpoints=str(tmp_path / "sweep"), profile="paper")
     with pytest.raises(ConfigError, match=r"runs of 2 profiles \(quick, standard\); pick one with probe.profile"):
         trained_erosion.run(str(tmp_path / "both"), logger, checkpoints=str(tmp_path / "sweep"))
-    deep = _even_state("c2", 7)
+    deep = even_state("c2", 7)
     deep["config"]["model"]["name"] = "resnet56"
     deep["model"] = create_model("resnet56", num_classes=10, in_channels=3, conv="c2", width=0.25).state_dict()
     save_atomic(deep, tmp_path / "sweep" / "deep" / "checkpoints" / "last.pt")

@@ -13,7 +13,7 @@ from experiments.report import build_reports
 from experiments.rules import CHANCE_MARGIN
 from experiments.runs import collect
 from experiments.trained_shift import consistency, diagonal_stability, shift
-from tests.helpers import ROOT, run_cli
+from tests.helpers import ROOT, even_state, run_cli
 
 TINY = ["data=synthetic", "data.image_size=16", "data.train_size=512", "data.test_size=128", "data.val_size=128",
         "trainer.epochs=1", "model.width=0.25", "logger=none", "trainer.checkpoint=false",
@@ -156,6 +156,38 @@ def test_trained_drift_probe_on_a_checkpoint(tmp_path):
                     run_dir=tmp_path / "empty", check=False)
     lines = empty.stderr.strip().splitlines()
     assert empty.returncode == 2 and len(lines) == 1 and "probe.checkpoints=" in lines[0], empty.stderr
+
+
+def test_probes_read_each_finished_net_once_and_one_recipe_only(tmp_path):
+    """A run still training is skipped, the same config found twice counts once, and a second recipe is refused
+    in one line naming the key: a probe's sample is one finished net per seed and kind."""
+    from engine.checkpoint import save_atomic
+    from engine.validate import ConfigError
+    from experiments.trained_nets import select_runs
+
+    ckpt = lambda *parts: tmp_path.joinpath(*parts, "checkpoints", "last.pt")  # noqa: E731
+    for conv, seed in (("c2", 0), ("c2", 1), ("c3", 0)):
+        save_atomic(even_state(conv, seed), ckpt("grid", f"{conv}-{seed}"))
+    save_atomic(even_state("c2", 0), ckpt("probe_nets", "copy"))  # the same net, found twice
+    running = even_state("c3", 1)
+    running["epoch"] = 1  # one of two epochs done
+    save_atomic(running, ckpt("running", "c3-1"))
+    preempted = even_state("c2sp", 0)
+    preempted["partial_epoch"] = {"step": 3}
+    save_atomic(preempted, ckpt("running", "c2sp-0"))
+    runs, names = select_runs(str(tmp_path), "even_kernels", None, "standard")
+    assert names == ["resnet20"]
+    assert sorted((s["config"]["model"]["conv"], s["config"]["seed"]) for _, s in runs) == [("c2", 0), ("c2", 1), ("c3", 0)]
+    other = even_state("c3", 2)
+    other["config"]["optim"]["lr"] = 0.4
+    save_atomic(other, ckpt("tuned", "c3-2"))
+    with pytest.raises(ConfigError, match=r"mixes recipes: .* differs from .* in optim\.lr \(a probe compares only "
+                                          r"seed and model\.conv\)"):
+        select_runs(str(tmp_path), "even_kernels", None, "standard")
+    runs, _ = select_runs(str(tmp_path / "tuned"), "even_kernels", None, "standard")
+    assert len(runs) == 1
+    with pytest.raises(ConfigError, match=r"no finished checkpoints/last.pt .*2 checkpoint\(s\) found, 2 of them unfinished"):
+        select_runs(str(tmp_path / "running"), "even_kernels", None, "standard")
 
 
 @pytest.mark.slow

@@ -200,6 +200,9 @@ def main() -> None:
                  f"{', '.join(p.stem for p in sorted(path.parent.glob('*.yaml')))}")
     grid = OmegaConf.load(path)
     profile, recorded = args.profile or grid.profile, bool(grid.get("record", True))
+    profiles = sorted(p.stem for p in (ROOT / "configs" / "profile").glob("*.yaml") if not p.stem.startswith("_"))
+    if profile not in profiles:
+        sys.exit(f"run_grid: no profile {profile!r} (configs/profile); have: {', '.join(profiles)}")
     name = path.stem if profile == grid.profile else f"{path.stem}-{profile}"
     state = "recorded" if recorded else "finished"
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):

@@ -49,6 +49,9 @@ def test_stop_after_starts_no_job_and_bad_jobs_count_is_refused(tmp_path):
     assert not (tmp_path / "records").exists()
     bad = _run_grid(tmp_path, "--jobs", "0")
     assert bad.returncode != 0 and "--jobs and --threads must be >= 1" in bad.stderr
+    unknown = _run_grid(tmp_path, "--profile", "fast")
+    assert unknown.returncode == 1 and unknown.stderr.strip().splitlines() == [
+        "run_grid: no profile 'fast' (configs/profile); have: paper, quick, standard"]
 
 
 def test_a_missing_dataset_stops_the_grid_before_any_job(tmp_path):

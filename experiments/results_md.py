@@ -113,6 +113,7 @@ def paper_tables_verdict(m: dict) -> tuple[str, str]:
             f"{m['n_match']}/{m['n_rows']} rows match, {m['n_explained']} explained)")
 
 
+TRAINED = ("trained_drift", "trained_erosion")  # probes of trained nets: their outputs name the profile read
 PROBES: dict[str, tuple[Callable[[dict], tuple[str, str]], str]] = {
     "even_drift": (drift_verdict, "feature_maps.png"),
     "even_erosion": (erosion_verdict, "erosion.png"),
@@ -125,8 +126,8 @@ PROBES: dict[str, tuple[Callable[[dict], tuple[str, str]], str]] = {
 
 
 def _tally(by_profile: dict[str, list[dict]]) -> str:
-    """Verdict counts per profile; measured facts and rows without a verdict are not counted."""
-    return "; ".join(f"{profile}: {tally(v)}" for profile, v in by_profile.items())
+    """Verdict counts per profile (None: not run yet); measured facts and rows without a verdict are not counted."""
+    return "; ".join(f"{profile}: {'not run yet' if v is None else tally(v)}" for profile, v in by_profile.items())
 
 
 def render(results_dir: str | Path, trained_sections: dict[str, dict], missing_note: str = "") -> str:
@@ -157,7 +158,9 @@ def render(results_dir: str | Path, trained_sections: dict[str, dict], missing_n
                 tag = f" {d.name[len(name) + 1:]}" if d.name != name else ""
                 body += [f"**Ours{tag}** ({m.get('date', '?')} UTC, `results/{d.name}/README.md` has the "
                          f"command): {ours}.", "", f"**Verdict{tag}:** {verdict}.", "", f"![{d.name}]({d.name}/{fig})", ""]
-                verdicts.append(verdict.split(" (")[0] + (f" ({tag.strip()})" if len(dirs) > 1 and tag else ""))
+                label = ", ".join(x for x in (tag.strip() if len(dirs) > 1 else "",
+                                              "" if m.get("profile") or name not in TRAINED else "earlier nets") if x)
+                verdicts.append(verdict.split(" (")[0] + (f" ({label})" if label else ""))
             summary.append((name, claim["doc"], "; ".join(verdicts)))
         elif name in trained_sections:
             body = ["**Ours:**", trained_sections[name]["md"].split("\n", 1)[1]]

@@ -128,3 +128,19 @@ def test_no_verdict_across_recipes(tmp_path):
     _, verdicts = profile_section("even_kernels", "standard", two, [], {}, tmp_path / "b")
     assert verdicts and all(v["verdict"] == "no verdict: the runs mix 2 budgets/recipes (see the budget line)"
                             for v in verdicts)
+
+
+def test_a_claim_recorded_only_off_the_claims_regime_says_that_regime_is_not_run(tmp_path):
+    """The summary never shows a quick-profile tally alone as if it were the claim's verdict."""
+    from experiments.report import REGIME, build_reports
+    from experiments.results_md import _tally
+
+    rows = [{**_BUDGET, **_RECIPE, "test_acc": a, "num_classes": 10, "params": 100, "macs": 10, "model": "resnet20",
+             "conv": conv, "experiment": "even_kernels", "profile": "quick"}
+            for conv, accs in (("c3", (91.0, 91.2, 90.9)), ("c2", (88.0, 88.3, 87.9))) for a in accs]
+    sec = build_reports(rows, tmp_path)["even_kernels"]
+    assert list(sec["verdicts"]) == [REGIME, "quick"] and sec["verdicts"][REGIME] is None
+    assert sec["md"].index(f"### even_kernels, {REGIME} profile") < sec["md"].index("### even_kernels, quick profile")
+    assert _tally(sec["verdicts"]).startswith(f"{REGIME}: not run yet; quick: 1 reproduced")
+    ran = build_reports([dict(r, profile=REGIME) for r in rows], tmp_path / "std")["even_kernels"]
+    assert list(ran["verdicts"]) == [REGIME] and "No run recorded yet" not in ran["md"]

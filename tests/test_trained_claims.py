@@ -110,9 +110,9 @@ def test_even_kernels_sweep_and_report(tmp_path):
             "rednet", "dilation_degeneration", "paper_tables"} <= set(rows)
     assert rows["even_drift"] == rows["dilation_degeneration"] == "reproduced"
     assert rows["paper_tables"] != "not run"
-    tallied = sum(int(n) for n, _ in (part.split(" ", 1) for part in rows["even_kernels"].split(": ", 1)[1].split(", ")
+    tallied = sum(int(n) for n, _ in (part.split(" ", 1) for part in rows["even_kernels"].split("default: ", 1)[1].split(", ")
                                       if part[0].isdigit()))
-    assert rows["even_kernels"].startswith("default: ") and tallied == sum(
+    assert rows["even_kernels"].startswith("standard: not run yet; default: ") and tallied == sum(
         v["verdict"] in ("reproduced", "not reproduced", "inconclusive") for v in verdicts.values())
     assert rows["blurpool"] == rows["trained_drift"] == rows["trained_erosion"] == "not run"
     assert "results/even_kernels/default/error_vs_params.png" in text

@@ -15,8 +15,8 @@ and the grid goes on; the exit code is 1 if any job failed. Each dataset the job
 a missing copy stops the grid in one line (exit 2) before any job starts or records a failure.
 
 A grid with ``record: false`` (``probe_nets``) trains nets for the trained probes: its jobs run whether or not
-their config has a record, write none, and keep their checkpoints; a job is done when its run dir holds a
-finished run of its config. ``--profile`` runs a grid under another profile, in multirun/grid-<name>-<profile>.
+their config has a record, write none, and keep their checkpoints; a job is done when a finished run of its
+config with a checkpoint is in any grid's run dir (the standard grid's nets count). ``--profile`` runs a grid under another profile, in multirun/grid-<name>-<profile>.
 """
 from __future__ import annotations
 
@@ -127,12 +127,22 @@ def job_command(run_dir: Path, job: list[str], profile: str, threads: int, extra
             *extra, f"hydra.run.dir={run_dir}"]
 
 
-def done(cfg: DictConfig, run_dir: Path, records_dir: Path, recorded: bool) -> bool:
-    """A job is done when its config has a record (a recorded grid) or its run dir holds a finished run of it."""
-    if recorded:
+def finished_nets(runs_dir: Path) -> dict[str, Path]:
+    """``{config hash: run dir}`` of every finished run with a checkpoint in any grid's run dirs under ``runs_dir``."""
+    nets = {}
+    for path in sorted(runs_dir.glob("grid-*/*/metrics.json")):
+        metrics = read_metrics(path.parent) or {}
+        if metrics.get("status") == "ok" and (path.parent / "checkpoints" / "last.pt").exists():
+            nets.setdefault(metrics.get("config_hash"), path.parent)
+    return nets
+
+
+def done(cfg: DictConfig, records_dir: Path, nets: dict[str, Path] | None) -> bool:
+    """A job is done when its config has a record (a recorded grid: ``nets`` None) or, in a ``record: false``
+    grid, when a finished net of its config is in ``nets`` (this grid's run dir, or another grid's)."""
+    if nets is None:
         return find_record(records_dir, config_hash(cfg)) is not None
-    metrics = read_metrics(run_dir) or {}
-    return metrics.get("status") == "ok" and metrics.get("config_hash") == config_hash(cfg)
+    return config_hash(cfg) in nets
 
 
 def run_job(cmd: list[str], run_dir: Path) -> tuple[int, float]:
@@ -205,12 +215,13 @@ def main() -> None:
         sys.exit(f"run_grid: no profile {profile!r} (configs/profile); have: {', '.join(profiles)}")
     name = path.stem if profile == grid.profile else f"{path.stem}-{profile}"
     state = "recorded" if recorded else "finished"
+    nets = None if recorded else finished_nets(args.runs_dir)
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         plan = []  # per sweep: (its overrides, its jobs not yet done with their run dirs and configs, its number of jobs)
         for s in grid.sweeps:
             jobs = [(job, job_dir(args.runs_dir, name, job, args.extra), job_config(job, profile, args.extra))
                     for job in expand(list(s))]
-            left = [j for j in jobs if not done(j[2], j[1], args.records, recorded)]
+            left = [j for j in jobs if not done(j[2], args.records, nets)]
             plan.append((list(s), left, len(jobs)))
     todo = [(job, run_dir) for _, left, _ in plan for job, run_dir, _ in left]
     print(f"grid {args.grid} (profile {profile}): {len(plan)} sweeps, {sum(n for *_, n in plan)} jobs, "

@@ -86,23 +86,27 @@ def test_the_estimate_scales_recorded_wall_times_by_depth_not_within_one_depth()
 
 
 @pytest.mark.slow  # one tiny training job in a subprocess
-def test_an_unrecorded_grid_keeps_checkpoints_writes_no_record_and_counts_finished_run_dirs(tmp_path):
+def test_an_unrecorded_grid_keeps_checkpoints_writes_no_record_and_counts_finished_nets(tmp_path):
     """``record: false`` (probe_nets): the job runs although its config is recorded, leaves a checkpoint and no
-    record, and a rerun counts its finished run dir as done; ``--profile`` puts it in grid-<name>-<profile>."""
+    record, and then counts as done, for this grid and for any other that needs the same net; ``--profile``
+    puts it in grid-<name>-<profile>."""
     job = f"[{TINY_JOB}, seed=0]"
     (tmp_path / "tiny.yaml").write_text(f"profile: quick\nsweeps:\n  - {job}\n")
-    assert _run_grid(tmp_path).returncode == 0  # recorded first, as the standard grid does
-    (tmp_path / "nets.yaml").write_text(f"profile: standard\nrecord: false\nsweeps:\n  - {job}\n")
+    assert _run_grid(tmp_path, "trainer.checkpoint=false").returncode == 0  # recorded, no net kept
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CONVLAB_RECORDS": str(tmp_path / "records")}
-    nets = lambda *a: subprocess.run([sys.executable, str(ROOT / "scripts" / "run_grid.py"),  # noqa: E731
-                                      str(tmp_path / "nets.yaml"), "--runs-dir", str(tmp_path / "runs"),
-                                      "--profile", "quick", *a, "logger=none"],
-                                     capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
-    proc = nets()
+
+    def nets(name, *a):
+        (tmp_path / f"{name}.yaml").write_text(f"profile: standard\nrecord: false\nsweeps:\n  - {job}\n")
+        return subprocess.run([sys.executable, str(ROOT / "scripts" / "run_grid.py"), str(tmp_path / f"{name}.yaml"),
+                               "--runs-dir", str(tmp_path / "runs"), "--profile", "quick", *a, "logger=none"],
+                              capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+
+    proc = nets("nets")
     assert proc.returncode == 0 and "(profile quick)" in proc.stdout and "0/1 finished" in proc.stdout, proc.stdout
     run_dirs = [p for p in (tmp_path / "runs" / "grid-nets-quick").iterdir() if p.is_dir()]
     assert len(run_dirs) == 1 and (run_dirs[0] / "checkpoints" / "last.pt").exists()
     assert json.loads((run_dirs[0] / "metrics.json").read_text())["status"] == "ok"
     assert len(list((tmp_path / "records").rglob("*.json"))) == 1  # only the recorded grid's record
-    again = nets("--dry-run")
-    assert again.returncode == 0 and "1/1 finished" in again.stdout and "0 not yet finished" in again.stdout
+    for name in ("nets", "other"):  # the finished net counts for this grid and for another needing it
+        again = nets(name, "--dry-run")
+        assert again.returncode == 0 and "1/1 finished" in again.stdout and "0 not yet finished" in again.stdout

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import shutil
 
 import pytest
@@ -142,11 +143,17 @@ def test_trained_drift_probe_on_a_checkpoint(tmp_path):
     run_cli("experiment=smoke", "experiment_name=even_kernels", "logger=none", "model.conv=c2", "data.image_size=16",
             run_dir=sweep / "0")
     run_cli("experiment=smoke", "logger=none", "model.conv=c3", "data.image_size=16", run_dir=sweep / "1")  # a smoke run
+    (tmp_path / "multirun" / "grid-standard").symlink_to(sweep)  # the same nets, where reproduce.sh looks
     out = tmp_path / "probe"
     run_cli("experiment=trained_drift", "logger=none", f"probe.checkpoints={tmp_path / 'multirun'}",
             "probe.images=64", run_dir=out)
     rows = list(csv.DictReader(open(out / "trained_drift.csv")))
-    assert [int(r["size"]) for r in rows] == [16, 8, 4] and {r["conv"] for r in rows} == {"c2"}
+    assert [int(r["size"]) for r in rows] == [16, 8, 4] and {r["conv"] for r in rows} == {"c2"}  # found twice, read once
+    glob_override = re.search(r'"(probe\.checkpoints=[^"]+)"', (ROOT / "scripts" / "reproduce.sh").read_text())[1]
+    run_cli("experiment=trained_drift", "logger=none", glob_override.replace("'multirun/", f"'{tmp_path}/multirun/"),
+            "probe.images=64", run_dir=tmp_path / "as_reproduce_sh")  # reproduce.sh's glob, quoted as it passes it
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "run"} for r in rs]  # noqa: E731
+    assert strip(csv.DictReader(open(tmp_path / "as_reproduce_sh" / "trained_drift.csv"))) == strip(rows)
     assert all(abs(float(r["dy"])) < int(r["size"]) / 2 for r in rows)
     assert (out / "trained_drift.png").exists()
     bad = run_cli("experiment=trained_drift", "logger=none", f"probe.checkpoints={sweep}",

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 GRID=${1:-standard}
 case "$GRID" in standard|quick) ;; *) echo "usage: $0 standard|quick" >&2; exit 2 ;; esac
 FAILED=()
-step() { "$@" || FAILED+=("$*"); }
+step() { "$@" || { FAILED+=("$*"); return 1; }; }
 
 # training-free claims (seconds each); their outputs are committed under results/
 for exp in even_drift even_erosion dilation_degeneration conv_arithmetic paper_tables; do
@@ -28,11 +28,14 @@ step python scripts/run_grid.py probe_nets --profile "$GRID"
 for model in resnet20 resnet56; do
   suffix=_$GRID$([ $model = resnet20 ] || echo "_$model")
   for probe in trained_drift trained_erosion; do
-    step python train.py experiment=$probe logger=none hydra.run.dir=results/$probe$suffix \
-      "probe.checkpoints='multirun/grid-*/*/checkpoints/last.pt'" probe.model=$model probe.profile=$GRID
+    # the committed output read other nets (its run dir would refuse them): set it aside, restore it on failure
+    out=results/$probe$suffix; rm -rf "$out.old"; [ -d "$out" ] && mv "$out" "$out.old"
+    if step python train.py experiment=$probe logger=none hydra.run.dir="$out" \
+         "probe.checkpoints='multirun/grid-*/*/checkpoints/last.pt'" probe.model=$model probe.profile=$GRID; then
+      rm -rf "$out.old" "$out"/{.hydra,train.log}
+    elif [ -d "$out.old" ]; then rm -rf "$out" && mv "$out.old" "$out"; fi
   done
 done
-rm -rf results/trained_{drift,erosion}_*/{.hydra,train.log}
 
 step python scripts/report.py --results-md RESULTS.md --readme README.md
 if [ ${#FAILED[@]} -gt 0 ]; then

@@ -12,10 +12,11 @@ import datetime as _dt
 import os
 import platform
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
+
+from engine.records import git_state
 
 __all__ = ["plt", "write_csv", "read_csv", "write_readme", "log_outputs", "probe_kinds"]
 
@@ -49,16 +50,12 @@ def read_csv(path: str | os.PathLike) -> list[dict[str, str]]:
 
 
 def _git_rev() -> str:
-    try:
-        root = Path(__file__).resolve().parents[1]
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                             text=True, timeout=10)
-        rev = out.stdout.strip() or "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return rev + (" (+ uncommitted changes)" if dirty else "")
-    except Exception:  # not a git checkout, git missing, ...
+    """The short commit and dirty flag of the code (``engine.records.git_state``: read once, as the job starts;
+    generated outputs such as results/ do not count as changes)."""
+    state = git_state()
+    if not state["commit"]:
         return "unknown"
+    return state["commit"][:7] + (" (+ uncommitted changes)" if state["dirty"] else "")
 
 
 def write_readme(out_dir: str | os.PathLike, title: str, setup: str, metrics: Mapping[str, Any],

@@ -31,10 +31,11 @@ IGNORED = ("paths", "logger", "hydra", "tags", "experiment_name", "profile_name"
            "trainer.eval_batch_size")
 
 
-def training_config(cfg: DictConfig) -> dict[str, Any]:
-    """The resolved config without the ``IGNORED`` keys, ``_target_`` shortened to its last component."""
+def training_config(cfg: DictConfig, drop: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The resolved config without the ``IGNORED`` keys (and the dotted keys in ``drop``), ``_target_`` shortened
+    to its last component."""
     cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))  # a detached copy
-    for key in IGNORED:  # drop before resolving: these are the keys that interpolate hydra/paths
+    for key in (*IGNORED, *drop):  # drop before resolving: these are the keys that interpolate hydra/paths
         parent, _, leaf = key.rpartition(".")
         node = OmegaConf.select(cfg, parent) if parent else cfg
         if isinstance(node, DictConfig) and leaf in node:

@@ -19,7 +19,7 @@ from experiments.stats import VERDICTS
 
 CLAIMS_FILE = Path(__file__).with_name("claims.yaml")
 REGIME = "standard"  # the profile whose verdicts test the claims (the others: cheaper paths, the ceiling)
-PROFILES = {REGIME: "full-data profile (the claims' regime)", "paper": "the papers' schedule",
+PROFILES = {REGIME: "full-data profile, the claims' regime", "paper": "the papers' schedule",
             "quick": "quick profile: the cheap CPU path, far below the papers' regime"}
 # runs.csv: one row per run, with the overrides that rerun it (python train.py <overrides>)
 RUN_COLUMNS = ("record", "overrides", "variant", "seed", "test_acc", "val_acc", "consistency_circular",

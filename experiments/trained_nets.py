@@ -44,13 +44,7 @@ def finished(state: dict) -> bool:
 
 def recipe(state: dict) -> dict:
     """The run's training config (recomputed by this code, so runs of older code compare) without the ``AXES``."""
-    cfg = OmegaConf.create(state["config"])
-    for key in AXES:
-        parent, _, leaf = key.rpartition(".")
-        node = OmegaConf.select(cfg, parent) if parent else cfg
-        if node is not None and leaf in node:
-            del node[leaf]
-    return records.training_config(cfg)
+    return records.training_config(OmegaConf.create(state["config"]), drop=AXES)
 
 
 def select_runs(checkpoints: str, experiment: str | None, model: str | None,
@@ -92,8 +86,9 @@ def select_runs(checkpoints: str, experiment: str | None, model: str | None,
                           f"checkpoint(s) found{late}); pass a sweep dir or glob, or train the nets first: "
                           "python scripts/run_grid.py probe_nets")
     if not runs:
-        raise ConfigError(f"probe.model={model!r}: none of the {len(paths)} checkpoints matching "
-                          f"{checkpoints!r} is one (they are {', '.join(sorted(found))})")
+        late = f"; {len(unfinished)} unfinished run(s) not counted" if unfinished else ""
+        raise ConfigError(f"probe.model={model!r}: none of the finished runs among the {len(paths)} checkpoints "
+                          f"matching {checkpoints!r} is one (they are {', '.join(sorted(found))}){late}")
     for key, what in (("model", lambda c: c["model"]["name"]), ("profile", lambda c: c.get("profile_name"))):
         kinds = sorted({str(what(state["config"])) for _, state in runs})
         if len(kinds) > 1:  # one net and one recipe per summary: never pool depths or profiles

@@ -28,12 +28,17 @@ step python scripts/run_grid.py probe_nets --profile "$GRID"
 for model in resnet20 resnet56; do
   suffix=_$GRID$([ $model = resnet20 ] || echo "_$model")
   for probe in trained_drift trained_erosion; do
-    # the committed output read other nets (its run dir would refuse them): set it aside, restore it on failure
-    out=results/$probe$suffix; rm -rf "$out.old"; [ -d "$out" ] && mv "$out" "$out.old"
+    # the committed output may have read other nets (its run dir would refuse these): set it aside outside
+    # results/, put it back if the probe fails (a failed probe leaves no output for the report to read)
+    out=results/$probe$suffix; keep=multirun/.kept-$probe$suffix
+    [ -d "$keep" ] && { rm -rf "$out"; mv "$keep" "$out"; }  # left by an interrupted earlier run
+    [ -d "$out" ] && mkdir -p multirun && mv "$out" "$keep"
     if step python train.py experiment=$probe logger=none hydra.run.dir="$out" \
          "probe.checkpoints='multirun/grid-*/*/checkpoints/last.pt'" probe.model=$model probe.profile=$GRID; then
-      rm -rf "$out.old" "$out"/{.hydra,train.log}
-    elif [ -d "$out.old" ]; then rm -rf "$out" && mv "$out.old" "$out"; fi
+      rm -rf "$keep" "$out"/{.hydra,train.log}
+    else
+      rm -rf "$out"; [ -d "$keep" ] && mv "$keep" "$out"
+    fi
   done
 done
 

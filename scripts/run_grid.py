@@ -127,22 +127,23 @@ def job_command(run_dir: Path, job: list[str], profile: str, threads: int, extra
             *extra, f"hydra.run.dir={run_dir}"]
 
 
-def finished_nets(runs_dir: Path) -> dict[str, Path]:
-    """``{config hash: run dir}`` of every finished run with a checkpoint in any grid's run dirs under ``runs_dir``."""
+def finished_nets(runs_dir: Path) -> dict[tuple[str, str], Path]:
+    """``{(experiment, config hash): run dir}`` of every finished run with a checkpoint in any grid's run dirs under
+    ``runs_dir`` (the experiment too: the hash leaves out the name that the probes select by)."""
     nets = {}
     for path in sorted(runs_dir.glob("grid-*/*/metrics.json")):
         metrics = read_metrics(path.parent) or {}
         if metrics.get("status") == "ok" and (path.parent / "checkpoints" / "last.pt").exists():
-            nets.setdefault(metrics.get("config_hash"), path.parent)
+            nets.setdefault((metrics.get("experiment"), metrics.get("config_hash")), path.parent)
     return nets
 
 
-def done(cfg: DictConfig, records_dir: Path, nets: dict[str, Path] | None) -> bool:
+def done(cfg: DictConfig, records_dir: Path, nets: dict[tuple[str, str], Path] | None) -> bool:
     """A job is done when its config has a record (a recorded grid: ``nets`` None) or, in a ``record: false``
-    grid, when a finished net of its config is in ``nets`` (this grid's run dir, or another grid's)."""
+    grid, when a finished net of its experiment and config is in ``nets`` (this grid's run dir, or another grid's)."""
     if nets is None:
         return find_record(records_dir, config_hash(cfg)) is not None
-    return config_hash(cfg) in nets
+    return (cfg.get("experiment_name") or "default", config_hash(cfg)) in nets  # as metrics.json names it
 
 
 def run_job(cmd: list[str], run_dir: Path) -> tuple[int, float]:
@@ -196,7 +197,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch threads per job")
     ap.add_argument("--stop-after", type=float, default=None, metavar="MIN",
                     help="start no job after this many minutes (a lease or session that ends); running jobs finish")
-    ap.add_argument("--runs-dir", type=Path, default=ROOT / "multirun", help="run dirs: <runs-dir>/grid-<name>/<hash>")
+    ap.add_argument("--runs-dir", type=Path, default=ROOT / "multirun",
+                    help="run dirs: <runs-dir>/grid-<name>[-<profile>]/<hash>")
     ap.add_argument("--profile", default=None, help="run the grid under this profile instead of its own "
                     "(run dirs: grid-<name>-<profile>), e.g. probe_nets --profile quick")
     ap.add_argument("--records", type=Path, default=Path(os.environ.get("CONVLAB_RECORDS", ROOT / "results" / "records")),

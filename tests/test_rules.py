@@ -144,3 +144,17 @@ def test_a_claim_recorded_only_off_the_claims_regime_says_that_regime_is_not_run
     assert _tally(sec["verdicts"]).startswith(f"{REGIME}: not run yet; quick: 1 reproduced")
     ran = build_reports([dict(r, profile=REGIME) for r in rows], tmp_path / "std")["even_kernels"]
     assert list(ran["verdicts"]) == [REGIME] and "No run recorded yet" not in ran["md"]
+
+
+def test_a_failed_probe_output_is_shown_as_failed_and_never_read(tmp_path):
+    """A probe that failed leaves metrics.json with its error: RESULTS.md says so instead of crashing on it."""
+    import json
+
+    from experiments.results_md import render
+
+    out = tmp_path / "trained_erosion_quick"
+    out.mkdir()
+    (out / "metrics.json").write_text(json.dumps({"status": "failed", "error": "ConfigError: no finished nets"}))
+    text = render(tmp_path, {})
+    assert "| trained_erosion | 000 | no verdict: the probe failed |" in text
+    assert "the probe failed: ConfigError: no finished nets" in text

@@ -88,15 +88,15 @@ def test_the_estimate_scales_recorded_wall_times_by_depth_not_within_one_depth()
 @pytest.mark.slow  # one tiny training job in a subprocess
 def test_an_unrecorded_grid_keeps_checkpoints_writes_no_record_and_counts_finished_nets(tmp_path):
     """``record: false`` (probe_nets): the job runs although its config is recorded, leaves a checkpoint and no
-    record, and then counts as done, for this grid and for any other that needs the same net; ``--profile``
-    puts it in grid-<name>-<profile>."""
+    record, and then counts as done, for this grid and for any other that needs the same net of the same
+    experiment; ``--profile`` puts it in grid-<name>-<profile>."""
     job = f"[{TINY_JOB}, seed=0]"
     (tmp_path / "tiny.yaml").write_text(f"profile: quick\nsweeps:\n  - {job}\n")
     assert _run_grid(tmp_path, "trainer.checkpoint=false").returncode == 0  # recorded, no net kept
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CONVLAB_RECORDS": str(tmp_path / "records")}
 
-    def nets(name, *a):
-        (tmp_path / f"{name}.yaml").write_text(f"profile: standard\nrecord: false\nsweeps:\n  - {job}\n")
+    def nets(name, *a, sweep=job):
+        (tmp_path / f"{name}.yaml").write_text(f"profile: standard\nrecord: false\nsweeps:\n  - {sweep}\n")
         return subprocess.run([sys.executable, str(ROOT / "scripts" / "run_grid.py"), str(tmp_path / f"{name}.yaml"),
                                "--runs-dir", str(tmp_path / "runs"), "--profile", "quick", *a, "logger=none"],
                               capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
@@ -110,3 +110,5 @@ def test_an_unrecorded_grid_keeps_checkpoints_writes_no_record_and_counts_finish
     for name in ("nets", "other"):  # the finished net counts for this grid and for another needing it
         again = nets(name, "--dry-run")
         assert again.returncode == 0 and "1/1 finished" in again.stdout and "0 not yet finished" in again.stdout
+    renamed = nets("renamed", "--dry-run", sweep=f"[{TINY_JOB}, seed=0, experiment_name=renamed]")
+    assert "0/1 finished" in renamed.stdout  # same hash (names are not hashed), but not a net of that experiment

@@ -125,10 +125,10 @@ PROBES: dict[str, tuple[Callable[[dict], tuple[str, str]], str]] = {
 }
 
 
-def _label(name: str, tag: str, m: dict) -> str:
+def _label(name: str, tag: str, m: dict, ok: bool) -> str:
     """How the summary table tells a probe's outputs apart: their dir's tag, and "earlier nets" for a trained
-    probe's output that does not record which profile its nets had."""
-    earlier = name in TRAINED and m.get("status", "ok") == "ok" and not m.get("profile")
+    probe's ``ok`` output that does not record which profile its nets had."""
+    earlier = name in TRAINED and ok and not m.get("profile")
     return ", ".join(x for x in (tag, "earlier nets" if earlier else "") if x)
 
 
@@ -161,12 +161,13 @@ def render(results_dir: str | Path, trained_sections: dict[str, dict], missing_n
             body, verdicts = [], []
             for d in dirs:
                 m = json.loads((d / "metrics.json").read_text())
-                ours, verdict = (fn(m) if m.get("status", "ok") == "ok" else  # a failed probe is shown, never read
+                ok = m.get("status", "ok") == "ok"
+                ours, verdict = (fn(m) if ok else  # a failed probe is shown, never read
                                  (f"the probe failed: {m.get('error', 'no error recorded')}", "no verdict: the probe failed"))
                 tag = f" {d.name[len(name) + 1:]}" if d.name != name else ""
                 body += [f"**Ours{tag}** ({m.get('date', '?')} UTC, `results/{d.name}/README.md` has the "
                          f"command): {ours}.", "", f"**Verdict{tag}:** {verdict}.", "", f"![{d.name}]({d.name}/{fig})", ""]
-                label = _label(name, tag.strip() if len(dirs) > 1 else "", m)
+                label = _label(name, tag.strip() if len(dirs) > 1 else "", m, ok)
                 verdicts.append(verdict.split(" (")[0] + (f" ({label})" if label else ""))
             summary.append((name, claim["doc"], "; ".join(verdicts)))
         elif name in trained_sections:

@@ -16,7 +16,8 @@ a missing copy stops the grid in one line (exit 2) before any job starts or reco
 
 A grid with ``record: false`` (``probe_nets``) trains nets for the trained probes: its jobs run whether or not
 their config has a record, write none, and keep their checkpoints; a job is done when a finished run of its
-config with a checkpoint is in any grid's run dir (the standard grid's nets count). ``--profile`` runs a grid under another profile, in multirun/grid-<name>-<profile>.
+experiment and config with a checkpoint is in any grid's run dir (the standard grid's nets count).
+``--profile`` runs a grid under another profile, in multirun/grid-<name>-<profile>.
 """
 from __future__ import annotations
 

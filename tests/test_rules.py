@@ -156,5 +156,5 @@ def test_a_failed_probe_output_is_shown_as_failed_and_never_read(tmp_path):
     out.mkdir()
     (out / "metrics.json").write_text(json.dumps({"status": "failed", "error": "ConfigError: no finished nets"}))
     text = render(tmp_path, {})
-    assert "| trained_erosion | 000 | no verdict: the probe failed |" in text
+    assert "| trained_erosion | 000 | no verdict: the probe failed (quick) |" in text  # names the nets' profile
     assert "the probe failed: ConfigError: no finished nets" in text

@@ -206,8 +206,7 @@ def fit(cfg: DictConfig, model: torch.nn.Module, device: torch.device, logger, o
     s = setup_training(cfg, model, splits, device)
     progress = restore(state, s.model, s.optimizer, s.scheduler, s.gen) if state else Progress()
     if state:
-        log.info("resumed from %s at epoch %d%s", out_dir / "checkpoints" / "last.pt", progress.epoch,
-                 f", step {progress.partial.step}" if progress.partial else "")
+        log.info("resumed from %s %s", out_dir / "checkpoints" / "last.pt", progress.where())
     setup_s = time.perf_counter() - t_setup
     with stop.deferred():
         while progress.epoch < s.epochs:
@@ -215,7 +214,7 @@ def fit(cfg: DictConfig, model: torch.nn.Module, device: torch.device, logger, o
             if pos.step < s.steps_per_epoch:  # a signal arrived: save this exact position and stop
                 progress.partial = pos
                 save_checkpoint(cfg, s, splits, progress, out_dir, logger)
-                stop.stop(f" at epoch {progress.epoch + 1}, step {pos.step}")
+                stop.stop(f" {progress.where()}")
             row = epoch_row(cfg, s, splits, pos, progress.epoch)
             _check_finite_weights(cfg, s.model, row["epoch"])
             progress.epoch, progress.train_time_s = row["epoch"], progress.train_time_s + pos.elapsed_s
@@ -224,7 +223,7 @@ def fit(cfg: DictConfig, model: torch.nn.Module, device: torch.device, logger, o
             log_epoch(logger, row, s.epochs)
             save_checkpoint(cfg, s, splits, progress, out_dir, logger)
             if stop.requested(device) and progress.epoch < s.epochs:
-                stop.stop(f" after epoch {progress.epoch}")
+                stop.stop(f" {progress.where()}")
     return final_metrics(cfg, s, splits, progress, stats, setup_s, out_dir, logger)
 
 

@@ -38,6 +38,11 @@ class Progress:
     images_seen: int = 0
     partial: EpochPosition | None = None
 
+    def where(self) -> str:
+        """The position in words, 1-based as the epoch log: "at epoch 76, step 75" inside an epoch (``partial``),
+        "after epoch 75" between epochs. A stopped run and its resume name the same one."""
+        return f"at epoch {self.epoch + 1}, step {self.partial.step}" if self.partial else f"after epoch {self.epoch}"
+
 
 def rng_state(gen: torch.Generator) -> dict:
     return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),

@@ -114,7 +114,8 @@ def test_sigterm_checkpoints_mid_epoch_and_the_rerun_matches_an_uninterrupted_ru
     assert summary["state"] != "running" and summary["exit_code"] != 0
 
     resumed = run_cli(*args, run_dir=run_dir, timeout=240, env=ONE_THREAD)
-    assert "resumed from" in (run_dir / "train.log").read_text(), resumed.stdout
+    where = err.split("stopped by SIGTERM ", 1)[1].split(";", 1)[0]  # e.g. "at epoch 2, step 3"
+    assert f"resumed from {ckpt} {where}" in (run_dir / "train.log").read_text(), resumed.stdout  # the same position
     assert ref.wait(timeout=240) == 0
     ref_m, res_m = read_metrics(ref_dir), read_metrics(run_dir)
     assert res_m["status"] == "ok"

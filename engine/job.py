@@ -156,7 +156,7 @@ def _bookkeeping(cfg: DictConfig, device: torch.device | None, wall: float) -> d
     probe = cfg.task == "probe"
     return {"seed": cfg.seed, "data": "none" if probe else cfg.data.name,
             "model": "none" if probe else cfg.model.get("name", "n/a"),
-            "task": cfg.task, "experiment": cfg.get("experiment_name") or "default",
+            "task": cfg.task, "experiment": records.experiment_of(cfg),
             "variant": "" if probe else cfg.get("variant") or "", "precision": cfg.trainer.precision,
             "device": str(device if device is not None else cfg.trainer.device),
             "hardware": f"{machine_name()}, {torch.get_num_threads()} thread(s){gpu}",

@@ -214,7 +214,7 @@ def fit(cfg: DictConfig, model: torch.nn.Module, device: torch.device, logger, o
             if pos.step < s.steps_per_epoch:  # a signal arrived: save this exact position and stop
                 progress.partial = pos
                 save_checkpoint(cfg, s, splits, progress, out_dir, logger)
-                stop.stop(f" {progress.where()}")
+                stop.stop(progress.where())
             row = epoch_row(cfg, s, splits, pos, progress.epoch)
             _check_finite_weights(cfg, s.model, row["epoch"])
             progress.epoch, progress.train_time_s = row["epoch"], progress.train_time_s + pos.elapsed_s
@@ -223,7 +223,7 @@ def fit(cfg: DictConfig, model: torch.nn.Module, device: torch.device, logger, o
             log_epoch(logger, row, s.epochs)
             save_checkpoint(cfg, s, splits, progress, out_dir, logger)
             if stop.requested(device) and progress.epoch < s.epochs:
-                stop.stop(f" {progress.where()}")
+                stop.stop(progress.where())
     return final_metrics(cfg, s, splits, progress, stats, setup_s, out_dir, logger)
 
 

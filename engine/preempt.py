@@ -27,7 +27,8 @@ class Preempted(KeyboardInterrupt):
 
     def __init__(self, signum: int, where: str = ""):
         self.signum = signum
-        super().__init__(f"stopped by {signal.Signals(signum).name}{where}; rerun the same command to resume")
+        at = f" {where}" if where else ""
+        super().__init__(f"stopped by {signal.Signals(signum).name}{at}; rerun the same command to resume")
 
 
 class Preemption:

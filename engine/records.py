@@ -89,9 +89,14 @@ def git_state(root: str | None = None) -> dict[str, Any]:
     return {"commit": commit, "dirty": bool(status.strip())}
 
 
+def experiment_of(cfg: DictConfig) -> str:
+    """The experiment a run is filed under (its record's dir and ``experiment`` field, metrics.json's too)."""
+    return str(cfg.get("experiment_name") or "default")
+
+
 def record_path(records_dir: str | Path, cfg: DictConfig, digest: str) -> Path:
     variant = str(cfg.get("variant") or cfg.model.get("name", "model")).replace("/", "_")
-    return (Path(records_dir) / str(cfg.get("profile_name") or "default") / str(cfg.get("experiment_name") or "default")
+    return (Path(records_dir) / str(cfg.get("profile_name") or "default") / experiment_of(cfg)
             / f"{variant}-seed{cfg.seed}-{digest}.json")
 
 
@@ -131,7 +136,7 @@ def make_record(cfg: DictConfig, metrics: dict[str, Any], history: list[dict], r
     """The record of one run: everything the report needs, nothing it could not commit."""
     final = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool)) or v is None}
     return {"schema": SCHEMA, "status": final.pop("status", "ok"), "config_hash": config_hash(cfg),
-            "experiment": cfg.get("experiment_name") or "default", "profile": cfg.get("profile_name") or "default",
+            "experiment": experiment_of(cfg), "profile": cfg.get("profile_name") or "default",
             "variant": cfg.get("variant") or "", "seed": cfg.seed, "overrides": list(run_overrides),
             "metrics": final, "history": history, "git": git_state(), "hardware": final.get("hardware"),
             "date": final.get("date"), "config": training_config(cfg), "artifacts": artifacts or {}}

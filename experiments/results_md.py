@@ -125,11 +125,13 @@ PROBES: dict[str, tuple[Callable[[dict], tuple[str, str]], str]] = {
 }
 
 
-def _label(name: str, tag: str, m: dict, ok: bool) -> str:
-    """How the summary table tells a probe's outputs apart: their dir's tag (always for a trained probe, so its row
-    names the nets' profile), and "earlier nets" for a trained probe's ``ok`` output that does not record it."""
-    earlier = name in TRAINED and ok and not m.get("profile")
-    return ", ".join(x for x in (tag, "earlier nets" if earlier else "") if x)
+def _label(name: str, tag: str, several: bool, m: dict, ok: bool) -> str:
+    """How the summary table tells a probe's outputs apart: their dir's tag where the probe has ``several`` dirs,
+    and always for a trained probe (its row names the nets' profile); "earlier nets" for a trained probe's ``ok``
+    output that does not record that profile."""
+    trained = name in TRAINED
+    earlier = trained and ok and not m.get("profile")
+    return ", ".join(x for x in (tag if several or trained else "", "earlier nets" if earlier else "") if x)
 
 
 def _tally(by_profile: dict[str, list[dict]]) -> str:
@@ -167,7 +169,7 @@ def render(results_dir: str | Path, trained_sections: dict[str, dict], missing_n
                 tag = f" {d.name[len(name) + 1:]}" if d.name != name else ""
                 body += [f"**Ours{tag}** ({m.get('date', '?')} UTC, `results/{d.name}/README.md` has the "
                          f"command): {ours}.", "", f"**Verdict{tag}:** {verdict}.", "", f"![{d.name}]({d.name}/{fig})", ""]
-                label = _label(name, tag.strip() if len(dirs) > 1 or name in TRAINED else "", m, ok)
+                label = _label(name, tag.strip(), len(dirs) > 1, m, ok)
                 verdicts.append(verdict.split(" (")[0] + (f" ({label})" if label else ""))
             summary.append((name, claim["doc"], "; ".join(verdicts)))
         elif name in trained_sections:

@@ -38,7 +38,7 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from engine.job import machine_name, resolve_auto_precision, unwrap  # noqa: E402
-from engine.records import config_hash, find_record  # noqa: E402
+from engine.records import config_hash, experiment_of, find_record  # noqa: E402
 from engine.rundir import read_metrics  # noqa: E402
 from experiments.runs import read_records  # noqa: E402
 
@@ -144,7 +144,7 @@ def done(cfg: DictConfig, records_dir: Path, nets: dict[tuple[str, str], Path] |
     grid, when a finished net of its experiment and config is in ``nets`` (this grid's run dir, or another grid's)."""
     if nets is None:
         return find_record(records_dir, config_hash(cfg)) is not None
-    return (cfg.get("experiment_name") or "default", config_hash(cfg)) in nets  # as metrics.json names it
+    return (experiment_of(cfg), config_hash(cfg)) in nets
 
 
 def run_job(cmd: list[str], run_dir: Path) -> tuple[int, float]:

@@ -3,8 +3,6 @@ write ``metrics.json`` and the run record, finish."""
 from __future__ import annotations
 
 import logging
-import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from engine import distributed as dist
-from engine import preempt, records, rundir
+from engine import preempt, provenance, records, rundir
 from engine.checkpoint import CheckpointError, load_checkpoint, remove_stale_temps, write_json_atomic
 from engine.data import DataUnavailableError
 from engine.logger import NullLogger
@@ -152,29 +150,11 @@ BOOKKEEPING = ("seed", "wall_time_s", "status")  # numbers every job adds (besid
 
 
 def _bookkeeping(cfg: DictConfig, device: torch.device | None, wall: float) -> dict[str, Any]:
-    gpu = f", {torch.cuda.get_device_name(device)}" if device is not None and device.type == "cuda" else ""
     probe = cfg.task == "probe"
     return {"seed": cfg.seed, "data": "none" if probe else cfg.data.name,
             "model": "none" if probe else cfg.model.get("name", "n/a"),
             "task": cfg.task, "experiment": records.experiment_of(cfg),
             "variant": "" if probe else cfg.get("variant") or "", "precision": cfg.trainer.precision,
-            "device": str(device if device is not None else cfg.trainer.device),
-            "hardware": f"{machine_name()}, {torch.get_num_threads()} thread(s){gpu}",
-            "torch": torch.__version__, "wall_time_s": wall, "config_hash": records.config_hash(cfg),
-            "training_config": records.training_config(cfg),
-            "git_commit": records.git_state()["commit"], "git_dirty": records.git_state()["dirty"],
-            "date": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())}
-
-
-def machine_name() -> str:
-    """``"<CPU model> (<n> cores)"``: how a record's ``hardware`` starts on this machine."""
-    return f"{_cpu_name()} ({os.cpu_count()} cores)"
-
-
-def _cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo (Linux), else the platform's machine name."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.machine() or platform.processor() or "unknown CPU"
+            **provenance.environment(device), "device": str(device if device is not None else cfg.trainer.device),
+            "wall_time_s": wall, "config_hash": records.config_hash(cfg),
+            "training_config": records.training_config(cfg), "date": provenance.now()}

@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from engine import distributed as dist
-from engine import preempt
+from engine import preempt, provenance
 from engine.augment import BatchAugment
 from engine.checkpoint import save_atomic
 from engine.data import RawData, channel_stats, split_train_val
@@ -188,6 +188,7 @@ def log_epoch(logger, row: dict[str, float], epochs: int) -> None:
 
 
 def save_checkpoint(cfg: DictConfig, s: Setup, splits: Splits, progress: Progress, out_dir: Path, logger) -> None:
+    progress.close_segment()
     if cfg.trainer.checkpoint and dist.is_main():
         save_atomic(training_state(cfg, s.model, s.optimizer, s.scheduler, s.gen, progress, splits.mean,
                                    splits.std, getattr(logger, "run_id", None)), out_dir / "checkpoints" / "last.pt")
@@ -207,6 +208,7 @@ def fit(cfg: DictConfig, model: torch.nn.Module, device: torch.device, logger, o
     progress = restore(state, s.model, s.optimizer, s.scheduler, s.gen) if state else Progress()
     if state:
         log.info("resumed from %s %s", out_dir / "checkpoints" / "last.pt", progress.where())
+    progress.open_segment(provenance.environment(device))
     setup_s = time.perf_counter() - t_setup
     with stop.deferred():
         while progress.epoch < s.epochs:
@@ -224,6 +226,7 @@ def fit(cfg: DictConfig, model: torch.nn.Module, device: torch.device, logger, o
             save_checkpoint(cfg, s, splits, progress, out_dir, logger)
             if stop.requested(device) and progress.epoch < s.epochs:
                 stop.stop(progress.where())
+    progress.close_segment()
     return final_metrics(cfg, s, splits, progress, stats, setup_s, out_dir, logger)
 
 
@@ -238,7 +241,7 @@ def final_metrics(cfg: DictConfig, s: Setup, splits: Splits, progress: Progress,
                "epochs": s.epochs, "train_time_s": t, "setup_time_s": setup_s,
                "train_throughput_img_s": progress.images_seen / t if t else float("nan"),
                "train_size": len(splits.train_x), "val_size": len(splits.val_x), "test_size": len(splits.test_x),
-               **stats, "history": progress.history}
+               **stats, "history": progress.history, "segments": progress.segments}
     ctx = {"model": s.model, "prep": s.prep, "precision": precision, "test_x": splits.test_x,
            "test_y": splits.test_y, "val_x": splits.val_x, "val_y": splits.val_y, "out_dir": out_dir,
            "logger": logger, "seed": int(cfg.seed)}

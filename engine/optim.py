@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 
-import torch
 from torch import nn
 from torch.optim import lr_scheduler as lrs
 

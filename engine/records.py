@@ -2,7 +2,8 @@
 
 A record (``results/records/<profile>/<experiment>/<variant>-seed<seed>-<hash>.json``) holds the final
 metrics, the per-epoch history, the overrides that rerun it, the config hash, the git commit and dirty
-flag, the hardware and the date; never weights. Sweeps skip a config whose hash already has an ``ok``
+flag, the hardware and the date (of the process that finished the run), the segments a resumed run trained in
+(each with its own commit, hardware and times, ``engine.provenance``); never weights. Sweeps skip a config whose hash already has an ``ok``
 record (``trainer.skip_recorded``), so a grid accumulates over sessions and machines, and
 ``scripts/report.py`` builds RESULTS.md from the records alone.
 
@@ -138,7 +139,8 @@ def make_record(cfg: DictConfig, metrics: dict[str, Any], history: list[dict], r
     return {"schema": SCHEMA, "status": final.pop("status", "ok"), "config_hash": config_hash(cfg),
             "experiment": experiment_of(cfg), "profile": cfg.get("profile_name") or "default",
             "variant": cfg.get("variant") or "", "seed": cfg.seed, "overrides": list(run_overrides),
-            "metrics": final, "history": history, "git": git_state(), "hardware": final.get("hardware"),
+            "metrics": final, "history": history, "segments": metrics.get("segments", []),
+            "git": git_state(), "hardware": final.get("hardware"),
             "date": final.get("date"), "config": training_config(cfg), "artifacts": artifacts or {}}
 
 

@@ -1,13 +1,15 @@
 """What a checkpoint holds and how a run continues from it.
 
-``Progress`` is the position of a run: finished epochs and their history, and, after a preemption,
-the position inside the interrupted epoch (its data order, step and running sums). A checkpoint is
+``Progress`` is the position of a run: finished epochs and their history, after a preemption the position
+inside the interrupted epoch (its data order, step and running sums), and the segments the run trained in so
+far (``engine.provenance``: a resumed run's code, hardware and times per segment). A checkpoint is
 ``training_state(...)``: weights, optimiser, schedule, every RNG, the progress, and the config it
 belongs to (``config``: resolved; ``config_hash`` / ``training_config``: see ``engine.records``).
 """
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -15,7 +17,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from engine import records
+from engine import provenance, records
 
 
 @dataclass
@@ -37,11 +39,32 @@ class Progress:
     train_time_s: float = 0.0
     images_seen: int = 0
     partial: EpochPosition | None = None
+    segments: list[dict] = field(default_factory=list)
+    _base: tuple[float, float] = field(default=(0.0, 0.0), repr=False)  # training time and clock when the open segment began
 
     def where(self) -> str:
         """The position in words, 1-based as the epoch log: "at epoch 76, step 75" inside an epoch (``partial``),
         "after epoch 75" between epochs. A stopped run and its resume name the same one."""
         return f"at epoch {self.epoch + 1}, step {self.partial.step}" if self.partial else f"after epoch {self.epoch}"
+
+    def trained_s(self) -> float:
+        """Training time so far, the stopped part of a preempted epoch included."""
+        return self.train_time_s + (self.partial.elapsed_s if self.partial else 0.0)
+
+    def open_segment(self, environment: dict[str, Any]) -> None:
+        """Begin a segment (a fresh start or a resume) on this code and machine (``provenance.environment``)."""
+        fresh = not self.epoch and not self.partial
+        self._base = (self.trained_s(), time.perf_counter())
+        self.segments.append({"from": "start" if fresh else self.where(), "to": None, "started": provenance.now(),
+                              "ended": None, "train_time_s": 0.0, "wall_s": 0.0, **environment})
+
+    def close_segment(self) -> None:
+        """Bring the open segment up to now (before each checkpoint and at the end): a killed process loses
+        only what its last checkpoint lost."""
+        if self.segments:
+            self.segments[-1].update(to=self.where(), ended=provenance.now(),
+                                     train_time_s=self.trained_s() - self._base[0],
+                                     wall_s=time.perf_counter() - self._base[1])
 
 
 def rng_state(gen: torch.Generator) -> dict:
@@ -66,6 +89,7 @@ def training_state(cfg: DictConfig, model, optimizer, scheduler, gen: torch.Gene
     return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "rng": rng_state(gen), "epoch": progress.epoch, "history": progress.history,
             "train_time_s": progress.train_time_s, "images_seen": progress.images_seen, "partial_epoch": partial,
+            "segments": progress.segments,
             "wandb_id": wandb_id, "mean": mean, "std": std, "config": OmegaConf.to_container(cfg, resolve=True),
             "config_hash": records.config_hash(cfg), "training_config": records.training_config(cfg)}
 
@@ -78,4 +102,4 @@ def restore(state: dict, model, optimizer, scheduler, gen: torch.Generator) -> P
     set_rng_state(state["rng"], gen)
     partial = state.get("partial_epoch")
     return Progress(state["epoch"], state["history"], state["train_time_s"], state["images_seen"],
-                    EpochPosition(**partial) if partial else None)
+                    EpochPosition(**partial) if partial else None, list(state.get("segments", [])))

@@ -3,7 +3,9 @@
 ``collect(paths)`` reads every record (``*.json`` with a ``config_hash``) under ``paths`` (default
 ``results/records``) and returns ``(ok, failed)`` rows: the config keys the report groups by
 (``CONFIG_KEYS``, read from the record's resolved training config), the final metrics, and the provenance
-(git commit and dirty flag, hardware, date, the overrides that rerun the run, the record's path).
+(git commit and dirty flag, hardware, date, the overrides that rerun the run, the record's path). A run resumed
+over several segments lists each commit and hardware it ran with ("; "-separated, first use first); a run whose
+earlier segments went unrecorded (resumed before records kept segments) is marked ``partial_provenance``.
 """
 from __future__ import annotations
 
@@ -48,17 +50,48 @@ def _shown(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
+SEP = "; "  # between the commits / hardware of a run's segments
+
+
+def _commit(sha: str | None, dirty: bool | None) -> str:
+    return (sha or "unknown")[:10] + ("+dirty" if dirty else "")
+
+
+def provenance(rec: dict[str, Any]) -> dict[str, Any]:
+    """The commits and hardware a record's run trained with, over all its segments; ``segments`` (their number)
+    and ``partial_provenance`` (part of the run ran before segments were recorded: a first segment that is a
+    resume, or no segments and less process wall time than training time)."""
+    segs, git, m = rec.get("segments") or [], rec.get("git") or {}, rec.get("metrics") or {}
+    if segs:
+        commits = [_commit(s.get("git_commit"), s.get("git_dirty")) for s in segs]
+        hardware = [str(s.get("hardware") or "unknown") for s in segs]
+        partial = segs[0].get("from") != "start"
+    else:
+        commits, hardware = [_commit(git.get("commit"), git.get("dirty"))], [str(rec.get("hardware") or "unknown")]
+        wall, trained = m.get("wall_time_s"), m.get("train_time_s")
+        partial = isinstance(wall, (int, float)) and isinstance(trained, (int, float)) and wall < trained
+    return {"git_commit": SEP.join(dict.fromkeys(commits)), "hardware": SEP.join(dict.fromkeys(hardware)),
+            "segments": len(segs), "partial_provenance": partial}
+
+
+def run_wall_s(rec: dict[str, Any]) -> float:
+    """Wall time of the whole run: the sum over its segments; for a run resumed before segments were recorded, at
+    least its training time (its ``wall_time_s`` is the last process's only)."""
+    m, segs = rec.get("metrics") or {}, rec.get("segments") or []
+    if segs and segs[0].get("from") == "start":
+        return float(sum(s.get("wall_s") or 0.0 for s in segs))
+    return max(float(m.get("wall_time_s") or 0.0), float(m.get("train_time_s") or 0.0))
+
+
 def to_row(rec: dict[str, Any]) -> dict[str, Any]:
     """A flat row: config keys, metrics, provenance."""
     cfg = OmegaConf.create(rec["config"])
     row = {k: OmegaConf.select(cfg, v, default=None) for k, v in CONFIG_KEYS.items()}
     row.update(rec["metrics"])
-    git = rec.get("git") or {}
     row.update({"experiment": rec["experiment"], "profile": rec["profile"], "variant": rec["variant"],
                 "seed": rec["seed"], "status": rec["status"], "config_hash": rec["config_hash"],
-                "record": rec["path"], "overrides": " ".join(rec.get("overrides", [])),
-                "git_commit": (git.get("commit") or "unknown")[:10] + ("+dirty" if git.get("dirty") else ""),
-                "hardware": rec.get("hardware") or "unknown", "date": rec.get("date") or "",
+                "record": rec["path"], "overrides": " ".join(rec.get("overrides", [])), **provenance(rec),
+                "date": rec.get("date") or "",
                 "backfilled": bool(rec.get("backfilled")), "artifacts": rec.get("artifacts") or {},
                 "history": rec.get("history") or []})
     return row

@@ -83,7 +83,7 @@ def sympad_four_pads(x, k=2):
 
 def sympad_one_pad_slices(x, k=2):
     """One pad of k//2 on every side, then a per-group crop and one concatenation."""
-    big, (b, c, h, w) = k // 2, x.shape
+    big, (_, c, h, w) = k // 2, x.shape
     xp, q = F.pad(x, (big,) * 4), c // 4
     return torch.cat([xp[:, g * q:(g + 1) * q, big - t:big - t + h + k - 1, big - l:big - l + w + k - 1]
                       for g, (l, _r, t, _b) in enumerate(symmetric_pad_sizes(k))], 1)
@@ -131,7 +131,6 @@ def main() -> None:
     B = 4 if args.quick else 32
     reps = args.reps or (3 if args.quick else 5)
     C, H, K = 64, 32, 7
-    rows = []  # (section, variant, ms, note)
 
     # 1. involution aggregation --------------------------------------------------------------
     G = C // 16

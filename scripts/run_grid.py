@@ -37,10 +37,11 @@ sys.path.insert(0, str(ROOT))
 from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from engine.job import machine_name, resolve_auto_precision, unwrap  # noqa: E402
+from engine.job import resolve_auto_precision, unwrap  # noqa: E402
+from engine.provenance import machine_name  # noqa: E402
 from engine.records import config_hash, experiment_of, find_record  # noqa: E402
 from engine.rundir import read_metrics  # noqa: E402
-from experiments.runs import read_records  # noqa: E402
+from experiments.runs import read_records, run_wall_s  # noqa: E402
 
 def expand(overrides: list[str]) -> list[list[str]]:
     """The single-job override lists of one sweep (comma lists -> their product, as Hydra's basic sweeper)."""
@@ -95,7 +96,7 @@ def estimate_hours(cfgs: list[DictConfig], recs: list[dict], workers: int) -> fl
     if not recs or not cfgs:
         return None
     mean = lambda rs, key: sum(key(r) for r in rs) / len(rs)  # noqa: E731
-    wall, macs_cache, total = (lambda r: r["metrics"]["wall_time_s"] / 60), {}, 0.0
+    wall, macs_cache, total = (lambda r: run_wall_s(r) / 60), {}, 0.0
     for cfg in cfgs:
         name, conv = cfg.model.get("name"), cfg.model.get("conv")
         same = [r for r in recs if (r["config"]["model"].get("name"), r["config"]["model"].get("conv")) == (name, conv)]

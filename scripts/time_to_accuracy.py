@@ -30,8 +30,12 @@ def report(record: dict, target: float | None) -> list[str]:
     if not hist:
         raise SystemExit(f"time_to_accuracy: {record['path']} has no per-epoch history")
     target = hist[-1]["val_acc"] - 1.5 if target is None else target
-    lines = [f"record {record['path']}", f"  config {record['config_hash']}, commit {record['git']['commit']}"
-             f"{' (dirty)' if record['git']['dirty'] else ''}, {record['hardware']}, {record['date']} UTC",
+    prov = runs.provenance(record)
+    resumed = (f", resumed: {prov['segments']} segments" if prov["segments"] > 1 else "") + (
+        ", resumed before segments were recorded: code and hardware of the last part" if prov["partial_provenance"]
+        else "")
+    lines = [f"record {record['path']}", f"  config {record['config_hash']}, commit {prov['git_commit']}, "
+             f"{prov['hardware']}, {record['date']} UTC{resumed}",
              f"  rerun: python train.py {' '.join(record['overrides'])}", "",
              "epoch  val_acc  train_s(cum)  img/s"]
     cum, reached = 0.0, None
@@ -41,7 +45,7 @@ def report(record: dict, target: float | None) -> list[str]:
         if reached is None and row["val_acc"] >= target:
             reached = (row["epoch"], cum)
     lines += ["", f"final: test_acc {m['test_acc']:.2f} % (single view), val_acc {hist[-1]['val_acc']:.2f} %, "
-              f"{len(hist)} epochs, train time {cum / 60:.1f} min, wall time {m['wall_time_s'] / 60:.1f} min, "
+              f"{len(hist)} epochs, train time {cum / 60:.1f} min, wall time {runs.run_wall_s(record) / 60:.1f} min, "
               f"{m['train_throughput_img_s']:.0f} img/s"]
     lines.append(f"target val_acc >= {target:.2f} %: " + (
         f"reached at epoch {reached[0]} after {reached[1] / 60:.1f} min of training" if reached else "not reached"))

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -97,3 +96,74 @@ def test_generated_outputs_do_not_make_the_code_dirty(tmp_path):
     assert state(str(tmp_path))["dirty"] is False
     (tmp_path / "code.py").write_text("x = 2\n")
     assert state(str(tmp_path))["dirty"] is True
+
+
+# ------------------------------------------------------------------------------------ resumed runs
+SMALL = ("experiment=smoke", "logger=none", "trainer.precision=fp32", "data.train_size=576", "data.val_size=64",
+         "data.test_size=128", "data.batch_size=64", "data.image_size=8", "model.width=0.5", "trainer.progress=false",
+         "trainer.epochs=3", "trainer.threads=1")  # 9 steps of 8x8 images per epoch (width 0.5: see tests/test_engine.py)
+
+
+def test_a_resumed_run_records_each_segment_and_the_report_lists_their_commits(tmp_path, monkeypatch, request):
+    """Stopped by SIGTERM after epoch 1 on one commit, resumed on another: the record names both segments
+    (positions, commits, times), and the report's provenance line lists both commits as MIXED."""
+    import os
+    import signal
+
+    from omegaconf import open_dict
+
+    import engine.loop
+    from engine import records
+    from engine.job import train
+    from engine.preempt import Preempted
+    from experiments import report, runs
+
+    import torch
+
+    request.addfinalizer(lambda n=torch.get_num_threads(): torch.set_num_threads(n))  # train() sets 1
+    cfg = _cfg(*SMALL)
+    with open_dict(cfg):
+        cfg.paths.output_dir, cfg.paths.records_dir = str(tmp_path / "run"), str(tmp_path / "records")
+    real_log = engine.loop.log_epoch
+    monkeypatch.setattr(engine.loop, "log_epoch", lambda logger, row, epochs: (
+        real_log(logger, row, epochs), os.kill(os.getpid(), signal.SIGTERM)))  # stop after epoch 1
+    monkeypatch.setattr(records, "git_state", lambda: {"commit": "a" * 40, "dirty": False})
+    with pytest.raises(Preempted, match="after epoch 1"):
+        train(cfg)
+    assert not list((tmp_path / "records").rglob("*.json"))  # an interrupted run leaves no record
+    monkeypatch.setattr(engine.loop, "log_epoch", real_log)
+    monkeypatch.setattr(records, "git_state", lambda: {"commit": "b" * 40, "dirty": True})
+    metrics = train(cfg)
+    assert metrics["status"] == "ok"
+
+    (path,) = (tmp_path / "records").rglob("*.json")
+    rec = json.loads(path.read_text())
+    first, second = rec["segments"]
+    assert (first["from"], first["to"], second["from"], second["to"]) == (
+        "start", "after epoch 1", "after epoch 1", "after epoch 3")
+    assert (first["git_commit"], first["git_dirty"], second["git_commit"], second["git_dirty"]) == (
+        "a" * 40, False, "b" * 40, True)
+    assert first["hardware"] == second["hardware"] == rec["hardware"] and first["ended"] <= second["started"]
+    assert first["train_time_s"] + second["train_time_s"] == pytest.approx(rec["metrics"]["train_time_s"])
+    assert first["train_time_s"] == pytest.approx(rec["history"][0]["epoch_time_s"])
+
+    (row,), _ = runs.collect([tmp_path / "records"])
+    assert (row["git_commit"], row["segments"], row["partial_provenance"]) == (
+        "aaaaaaaaaa; bbbbbbbbbb+dirty", 2, False)
+    line = report._provenance([row], [])
+    assert "Code (MIXED): aaaaaaaaaa; bbbbbbbbbb+dirty" in line and "1 run(s) resumed" in line
+
+
+def test_a_run_resumed_before_segments_were_recorded_is_flagged():
+    """An older record (no segments) whose process ran shorter than its training names only its last part."""
+    from experiments import runs
+
+    rec = {"git": {"commit": "c" * 40, "dirty": False}, "hardware": "box, 2 thread(s)",
+           "metrics": {"wall_time_s": 3719.8, "train_time_s": 22121.0}}
+    assert runs.provenance(rec) == {"git_commit": "cccccccccc", "hardware": "box, 2 thread(s)", "segments": 0,
+                                    "partial_provenance": True}
+    whole = {**rec, "metrics": {"wall_time_s": 100.0, "train_time_s": 90.0}}
+    assert runs.provenance(whole)["partial_provenance"] is False
+    resumed_old_checkpoint = {**rec, "segments": [{"from": "after epoch 2", "git_commit": "d" * 40,
+                                                   "git_dirty": False, "hardware": "box"}]}
+    assert runs.provenance(resumed_old_checkpoint)["partial_provenance"] is True

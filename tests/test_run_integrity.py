@@ -121,6 +121,8 @@ def test_sigterm_checkpoints_mid_epoch_and_the_rerun_matches_an_uninterrupted_ru
     assert res_m["status"] == "ok"
     assert {k: res_m[k] for k in COMPARED} == {k: ref_m[k] for k in COMPARED}  # bit-exact
     assert [r["train_loss"] for r in res_m["history"]] == [r["train_loss"] for r in ref_m["history"]]
+    assert [(g["from"], g["to"]) for g in res_m["segments"]] == [("start", where), (where, f"after epoch {epochs}")]
+    assert [(g["from"], g["to"]) for g in ref_m["segments"]] == [("start", f"after epoch {epochs}")]
 
 
 def _wandb_runs(run_dir: Path) -> list[Path]:

@@ -3,7 +3,8 @@
 A run that is stopped and resumed (a session or lease that ends, a preemption) trains in several *segments*,
 possibly on other machines or code revisions. Each segment is recorded: ``from`` / ``to`` (positions as
 ``Progress.where`` words them, ``"start"`` for a fresh run), ``started`` / ``ended`` (UTC), its training time and
-wall time, and the git commit, dirty flag, hardware, device and torch version it ran with. The checkpoint carries
+wall time (from the restored position to its last checkpoint: data loading and the final test pass are outside),
+and the git commit, dirty flag, hardware, device and torch version it ran with. The checkpoint carries
 the list, so a resumed run's record names every segment, not only the last one.
 """
 from __future__ import annotations

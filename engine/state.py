@@ -40,7 +40,7 @@ class Progress:
     images_seen: int = 0
     partial: EpochPosition | None = None
     segments: list[dict] = field(default_factory=list)
-    _base: tuple[float, float] = field(default=(0.0, 0.0), repr=False)  # training time and clock when the open segment began
+    _base: tuple[float, float] = field(default=(0.0, 0.0), repr=False)  # trained_s(), clock: open segment's start
 
     def where(self) -> str:
         """The position in words, 1-based as the epoch log: "at epoch 76, step 75" inside an epoch (``partial``),

@@ -101,7 +101,7 @@ def test_generated_outputs_do_not_make_the_code_dirty(tmp_path):
 # ------------------------------------------------------------------------------------ resumed runs
 SMALL = ("experiment=smoke", "logger=none", "trainer.precision=fp32", "data.train_size=576", "data.val_size=64",
          "data.test_size=128", "data.batch_size=64", "data.image_size=8", "model.width=0.5", "trainer.progress=false",
-         "trainer.epochs=3", "trainer.threads=1")  # 9 steps of 8x8 images per epoch (width 0.5: see tests/test_engine.py)
+         "trainer.epochs=3", "trainer.threads=1")  # 9 steps of 8x8 images an epoch (width 0.5: tests/test_engine.py)
 
 
 def test_a_resumed_run_records_each_segment_and_the_report_lists_their_commits(tmp_path, monkeypatch, request):

@@ -3,8 +3,8 @@
 A record (``results/records/<profile>/<experiment>/<variant>-seed<seed>-<hash>.json``) holds the final
 metrics, the per-epoch history, the overrides that rerun it, the config hash, the git commit and dirty
 flag, the hardware and the date (of the process that finished the run), the segments a resumed run trained in
-(each with its own commit, hardware and times, ``engine.provenance``); never weights. Sweeps skip a config whose hash already has an ``ok``
-record (``trainer.skip_recorded``), so a grid accumulates over sessions and machines, and
+(each with its own commit, hardware and times, ``engine.provenance``); never weights. Sweeps skip a config whose
+hash already has an ``ok`` record (``trainer.skip_recorded``), so a grid accumulates over sessions and machines, and
 ``scripts/report.py`` builds RESULTS.md from the records alone.
 
 The hash covers the resolved settings that change what is trained and measured; it leaves out file

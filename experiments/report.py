@@ -73,13 +73,12 @@ def _provenance(rows: list[dict], failed: list[dict], varied: tuple[str, ...] = 
 
     budgets = sorted({budget(r, varied) for r in rows})
     resumed, partial = sum(r.get("segments", 0) > 1 for r in rows), sum(bool(r.get("partial_provenance")) for r in rows)
-    unsegmented = "run(s) resumed before segments were recorded: code and hardware of their last segment only. "
     return (f"Runs: {len(rows)} ok, {len(failed)} failed; budget{' (MIXED)' if len(budgets) > 1 else ''}: "
             f"{'; '.join(budgets)}. {listed('hardware', 'Hardware')}. "
             f"{listed('git_commit', 'Code')}"
             f"{' (unknown = backfilled from the runs.csv of commit d883c42)' if any(r['backfilled'] for r in rows) else ''}. "
             f"{f'{resumed} run(s) resumed, each segment listed above. ' if resumed else ''}"
-            f"{f'{partial} {unsegmented}' if partial else ''}"
+            f"{f'{partial} run(s) {runs.UNSEGMENTED}. ' if partial else ''}"
             f"Dates {min(r['date'] for r in rows)} to {max(r['date'] for r in rows)} (UTC).")
 
 

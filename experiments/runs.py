@@ -51,34 +51,41 @@ def _shown(path: Path) -> str:
 
 
 SEP = "; "  # between the commits / hardware of a run's segments
+UNSEGMENTED = "resumed before segments were recorded: code and hardware of the last segment only"
 
 
 def _commit(sha: str | None, dirty: bool | None) -> str:
     return (sha or "unknown")[:10] + ("+dirty" if dirty else "")
 
 
+def partial_provenance(rec: dict[str, Any]) -> bool:
+    """Whether part of the run ran before segments were recorded: its first segment is a resume, or it has no
+    segments and its process ran shorter than its training."""
+    segs, m = rec.get("segments") or [], rec.get("metrics") or {}
+    if segs:
+        return segs[0].get("from") != "start"
+    wall, trained = m.get("wall_time_s"), m.get("train_time_s")
+    return isinstance(wall, (int, float)) and isinstance(trained, (int, float)) and wall < trained
+
+
 def provenance(rec: dict[str, Any]) -> dict[str, Any]:
     """The commits and hardware a record's run trained with, over all its segments; ``segments`` (their number)
-    and ``partial_provenance`` (part of the run ran before segments were recorded: a first segment that is a
-    resume, or no segments and less process wall time than training time)."""
-    segs, git, m = rec.get("segments") or [], rec.get("git") or {}, rec.get("metrics") or {}
+    and ``partial_provenance``."""
+    segs, git = rec.get("segments") or [], rec.get("git") or {}
     if segs:
         commits = [_commit(s.get("git_commit"), s.get("git_dirty")) for s in segs]
         hardware = [str(s.get("hardware") or "unknown") for s in segs]
-        partial = segs[0].get("from") != "start"
     else:
         commits, hardware = [_commit(git.get("commit"), git.get("dirty"))], [str(rec.get("hardware") or "unknown")]
-        wall, trained = m.get("wall_time_s"), m.get("train_time_s")
-        partial = isinstance(wall, (int, float)) and isinstance(trained, (int, float)) and wall < trained
     return {"git_commit": SEP.join(dict.fromkeys(commits)), "hardware": SEP.join(dict.fromkeys(hardware)),
-            "segments": len(segs), "partial_provenance": partial}
+            "segments": len(segs), "partial_provenance": partial_provenance(rec)}
 
 
 def run_wall_s(rec: dict[str, Any]) -> float:
     """Wall time of the whole run: the sum over its segments; for a run resumed before segments were recorded, at
     least its training time (its ``wall_time_s`` is the last process's only)."""
     m, segs = rec.get("metrics") or {}, rec.get("segments") or []
-    if segs and segs[0].get("from") == "start":
+    if segs and not partial_provenance(rec):
         return float(sum(s.get("wall_s") or 0.0 for s in segs))
     return max(float(m.get("wall_time_s") or 0.0), float(m.get("train_time_s") or 0.0))
 

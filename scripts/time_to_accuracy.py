@@ -32,8 +32,7 @@ def report(record: dict, target: float | None) -> list[str]:
     target = hist[-1]["val_acc"] - 1.5 if target is None else target
     prov = runs.provenance(record)
     resumed = (f", resumed: {prov['segments']} segments" if prov["segments"] > 1 else "") + (
-        ", resumed before segments were recorded: code and hardware of the last part" if prov["partial_provenance"]
-        else "")
+        f", {runs.UNSEGMENTED}" if prov["partial_provenance"] else "")
     lines = [f"record {record['path']}", f"  config {record['config_hash']}, commit {prov['git_commit']}, "
              f"{prov['hardware']}, {record['date']} UTC{resumed}",
              f"  rerun: python train.py {' '.join(record['overrides'])}", "",

@@ -110,6 +110,7 @@ def test_a_resumed_run_records_each_segment_and_the_report_lists_their_commits(t
     import os
     import signal
 
+    import torch
     from omegaconf import open_dict
 
     import engine.loop
@@ -117,8 +118,6 @@ def test_a_resumed_run_records_each_segment_and_the_report_lists_their_commits(t
     from engine.job import train
     from engine.preempt import Preempted
     from experiments import report, runs
-
-    import torch
 
     request.addfinalizer(lambda n=torch.get_num_threads(): torch.set_num_threads(n))  # train() sets 1
     cfg = _cfg(*SMALL)

@@ -16,7 +16,7 @@ from engine import preempt, provenance, records, rundir
 from engine.checkpoint import CheckpointError, load_checkpoint, remove_stale_temps, write_json_atomic
 from engine.data import DataUnavailableError
 from engine.logger import NullLogger
-from engine.inference import resolve_precision
+from engine.inference import resolve_eval_batch_size, resolve_precision
 from engine.loop import NonFiniteLossError, fit, resolve_device, seed_everything
 from engine.preempt import Preempted
 from engine.rundir import RunDirConflict
@@ -56,7 +56,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     dist.init()
     dist.quiet_other_ranks()
     out_dir = Path(dist.broadcast_str(str(cfg.paths.output_dir)))  # rank 0's, should the timestamps differ
-    resolve_auto_precision(cfg)  # before hashing: the hash holds what auto means
+    resolve_auto(cfg)  # before hashing: the hash holds what auto means
     records.git_state()  # the code as the run starts (cached), not after it wrote into a tracked dir
     recorded = _recorded(cfg)
     if recorded is not None:
@@ -100,17 +100,20 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
-def resolve_auto_precision(cfg: DictConfig) -> None:
-    """Replace ``trainer.precision=auto`` by what it means on the configured device, so configs, metrics and
-    hashes say it (an unusable device is left for validation to report in one line)."""
-    if cfg.trainer.precision != "auto":
+def resolve_auto(cfg: DictConfig) -> None:
+    """Replace ``trainer.precision=auto`` and ``trainer.eval_batch_size=auto`` by what they mean on the configured
+    device, so configs, metrics and hashes say it (an unusable device is left for validation to report in one
+    line)."""
+    if "auto" not in (cfg.trainer.precision, cfg.trainer.eval_batch_size):
         return
     try:
         device = resolve_device(str(cfg.trainer.device))
     except RuntimeError:
         return
-    cfg.trainer.precision = resolve_precision("auto", device)
-    log.info("trainer.precision=auto -> %s on %s", cfg.trainer.precision, device)
+    for key, resolve in (("precision", resolve_precision), ("eval_batch_size", resolve_eval_batch_size)):
+        if cfg.trainer[key] == "auto":
+            cfg.trainer[key] = resolve("auto", device)
+            log.info("trainer.%s=auto -> %s on %s", key, cfg.trainer[key], device)
 
 
 def _recorded(cfg: DictConfig) -> dict[str, Any] | None:

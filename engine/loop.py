@@ -244,7 +244,7 @@ def final_metrics(cfg: DictConfig, s: Setup, splits: Splits, progress: Progress,
                **stats, "history": progress.history, "segments": progress.segments}
     ctx = {"model": s.model, "prep": s.prep, "precision": precision, "test_x": splits.test_x,
            "test_y": splits.test_y, "val_x": splits.val_x, "val_y": splits.val_y, "out_dir": out_dir,
-           "logger": logger, "seed": int(cfg.seed)}
+           "logger": logger, "seed": int(cfg.seed), "eval_batch_size": eval_bs}
     for name, evaluator in (cfg.get("evaluators") or {}).items():
         extra = instantiate(evaluator)(**ctx)
         log.info("evaluator %s: %s", name, extra)

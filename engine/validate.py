@@ -93,7 +93,9 @@ def _validate_trainer(cfg: DictConfig) -> None:
     _in_range(cfg, "trainer.label_smoothing", 0, 1)
     if cfg.trainer.get("max_steps_per_epoch") is not None:
         _positive(cfg, "trainer.max_steps_per_epoch")
-    _positive(cfg, "trainer.eval_batch_size")
+    value = _get(cfg, "trainer.eval_batch_size")
+    require(value == "auto" or (_is_int(value) and value > 0), "trainer.eval_batch_size", value,
+            "must be auto or a positive integer")
 
 
 def _validate_data(cfg: DictConfig) -> None:

@@ -58,16 +58,18 @@ def diagonal_stability(model, x_u8, y, prep, precision: str = "fp32", diag_max: 
 
 
 def evaluate_shift(model, prep, precision, test_x, test_y, out_dir, logger, max_shift: int = 4,
-                   passes: int = 5, diag_max: int = 8, max_images: int | None = None, **_) -> dict[str, float]:
-    """Evaluator hook for ``engine.loop.fit``: consistency (circular, translate) + diagonal curve.
+                   passes: int = 5, diag_max: int = 8, max_images: int | None = None, eval_batch_size: int = 1024,
+                   **_) -> dict[str, float]:
+    """Evaluator hook for ``engine.loop.final_metrics``: consistency (circular, translate) + diagonal curve, in
+    batches of ``trainer.eval_batch_size``.
 
     ``max_images`` evaluates the first N test images only (a compute budget; stated in the report).
     """
     if max_images:
         test_x, test_y = test_x[:max_images], test_y[:max_images]
-    metrics = {f"consistency_{m}": consistency(model, test_x, prep, precision, max_shift, passes, m, seed=1000)
-               for m in ("circular", "translate")}
-    curve = diagonal_stability(model, test_x, test_y, prep, precision, diag_max)
+    metrics = {f"consistency_{m}": consistency(model, test_x, prep, precision, max_shift, passes, m, seed=1000,
+                                                batch_size=eval_batch_size) for m in ("circular", "translate")}
+    curve = diagonal_stability(model, test_x, test_y, prep, precision, diag_max, eval_batch_size)
     path = Path(out_dir) / "diagonal_stability.csv"
     with open(path, "w", newline="") as f:
         w = csv.writer(f)

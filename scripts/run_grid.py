@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from engine.job import resolve_auto_precision, unwrap  # noqa: E402
+from engine.job import resolve_auto, unwrap  # noqa: E402
 from engine.provenance import machine_name  # noqa: E402
 from engine.records import config_hash, experiment_of, find_record  # noqa: E402
 from engine.rundir import read_metrics  # noqa: E402
@@ -53,7 +53,7 @@ def job_config(job: list[str], profile: str, extra: list[str] = ()) -> DictConfi
     """The resolved config of one job (``python train.py <job> profile=<profile> <extra>``), composed once:
     its hash decides whether it is recorded, its model and data feed the estimate and the data check."""
     cfg = compose("train", overrides=[*job, f"profile={profile}", *extra])
-    resolve_auto_precision(cfg)  # hash what auto means on this machine, as a run would
+    resolve_auto(cfg)  # hash what auto means on this machine, as a run would
     return cfg
 
 

@@ -10,9 +10,11 @@ import torch
 from torch import nn
 
 from engine.inference import Batches
+from engine.logger import NullLogger
 from experiments.report import build_reports
 from experiments.rules import CHANCE_MARGIN
 from experiments.runs import collect
+import experiments.trained_shift as trained_shift
 from experiments.trained_shift import consistency, diagonal_stability, shift
 from tests.helpers import ROOT, even_state, run_cli
 
@@ -67,6 +69,25 @@ def test_consistency_is_100_for_a_shift_invariant_model_and_lower_for_a_position
     assert consistency(pos, x, prep, "fp32", max_shift=4, passes=3, mode="circular") < 90.0
     curve = diagonal_stability(inv, x, torch.zeros(len(x), dtype=torch.long), prep, "fp32", diag_max=4)
     assert max(curve) - min(curve) < 1e-5  # invariant model: flat stability curve
+
+
+def test_the_shift_evaluator_infers_in_batches_of_trainer_eval_batch_size_and_they_change_no_metric(
+        tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    x, y = _data(), torch.randint(0, 4, (256,))
+    prep = Batches((0.5, 0.5, 0.5), (0.25, 0.25, 0.25), torch.device("cpu"), False)
+    model, sizes, predict = Positional().eval(), [], trained_shift.predict
+
+    def spy(model, x_u8, prep, precision, batch_size):
+        sizes.append(batch_size)
+        return predict(model, x_u8, prep, precision, batch_size)
+
+    monkeypatch.setattr(trained_shift, "predict", spy)
+    run = {bs: trained_shift.evaluate_shift(model, prep, "fp32", x, y, tmp_path, NullLogger(), passes=2, diag_max=2,
+                                            eval_batch_size=bs) for bs in (7, 256)}
+    assert set(sizes) == {7, 256} and len(sizes) == 2 * (2 * 2 * 2 + 3)  # 2 modes x 2 passes x 2 views + 3 shifts
+    assert run[7] == pytest.approx(run[256], abs=1e-6)
+    assert run[7]["consistency_circular"] < 100  # a position-dependent model: the metric is not trivially 100
 
 
 def _sweep(tmp_path, *overrides: str) -> Path:

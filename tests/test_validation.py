@@ -61,6 +61,7 @@ INVALID = {
     "label smoothing negative": (["trainer.label_smoothing=-0.1"], "trainer.label_smoothing=-0.1"),
     "zero max steps": (["trainer.max_steps_per_epoch=0"], "trainer.max_steps_per_epoch=0"),
     "zero eval batch": (["trainer.eval_batch_size=0"], "trainer.eval_batch_size=0"),
+    "word eval batch": (["trainer.eval_batch_size=big"], "trainer.eval_batch_size='big'"),
     # data
     "zero batch size": (["data.batch_size=0"], "data.batch_size=0"),
     "negative batch size": (["data.batch_size=-8"], "data.batch_size=-8"),
@@ -111,6 +112,17 @@ VALID = {
 @pytest.mark.parametrize("overrides", list(VALID.values()), ids=list(VALID))
 def test_valid_configs_pass(overrides):
     validate_config(_compose(overrides))
+
+
+@pytest.mark.parametrize("asked, expected", [("auto", 128), (512, 512)])
+def test_auto_settings_resolve_to_what_they_mean_on_the_device_and_explicit_ones_stay(asked, expected):
+    from engine.job import resolve_auto
+
+    cfg = _compose(["trainer.device=cpu", f"trainer.eval_batch_size={asked}", "trainer.precision=auto"])
+    resolve_auto(cfg)
+    assert cfg.trainer.eval_batch_size == expected  # auto: 128 on a CPU
+    assert cfg.trainer.precision in ("bf16", "fp32")
+    validate_config(cfg)
 
 
 def test_split_sizes_of_a_loaded_dataset():

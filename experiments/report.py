@@ -118,7 +118,8 @@ def profile_section(exp: str, profile: str, rows, failed, claim: dict, out: Path
     md = [f"### {exp}, {profile} profile ({PROFILES.get(profile, 'custom profile')})", "", _provenance(rows, failed, varied),
           "", md_table(table), "", f"Every run with the overrides that rerun it: [runs.csv]({rel}/runs.csv).", ""]
     if verdicts:
-        md += ["Verdicts (95% Welch interval of the difference over seeds; rule in experiments/stats.py):", "",
+        md += ["Verdicts (95% Welch interval of the difference over seeds; rule in experiments/stats.py; img/s "
+               "only between runs on one kind of hardware, named in the claim):", "",
                md_table(verdicts, VERDICT_COLUMNS), ""]
     if facts:
         md += ["Measured facts (by construction or measured once: values, not verdicts):", "",

@@ -10,6 +10,7 @@ Each claim function takes the ok rows of one (experiment, profile) and the claim
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from typing import Any
 
@@ -69,6 +70,44 @@ def tested(claim: str, better, base, metric: str, rule=verdict, **extra) -> dict
                 "ci_high": float("nan"), "n_a": len(better), "n_b": len(base),
                 "verdict": f"no verdict: a net at chance level ({min(chance):.1f} % test accuracy)"}
     return {"claim": claim, "metric": metric, **extra, **rule(values(better, metric), values(base, metric))}
+
+
+def speed_hardware(hardware: str) -> str:
+    """What sets a record's img/s, from its hardware string: the GPU if there is one, else the CPU and its
+    thread count ("1 threads" and "1 thread(s)" are one format, older and newer)."""
+    parts = [p.strip() for p in str(hardware).split(",")]
+    gpu = next((p for p in parts if p.startswith(("NVIDIA", "AMD Instinct", "Tesla"))), None)
+    threads = re.search(r"(\d+) thread", str(hardware))
+    return gpu or (f"{parts[0]}, {threads[1]} thread(s)" if threads and len(parts) > 1 else parts[0])
+
+
+def same_hardware(cell, base) -> tuple[str | None, list[dict], list[dict]]:
+    """The runs of ``cell`` and ``base`` measured on one kind of hardware (img/s compares only there).
+
+    Records of one cell can come from a CPU and a GPU (a grid accumulates across machines); the hardware
+    with the most paired runs (min of the two n) is kept, ties to the more runs in all. None when the two
+    cells share no hardware."""
+    def by_hw(rows):
+        out: dict[str, list[dict]] = defaultdict(list)
+        for r in rows:
+            out[speed_hardware(r.get("hardware") or "unknown hardware")].append(r)
+        return out
+    a, b = by_hw(cell), by_hw(base)
+    common = sorted(hw for hw in a if hw in b)
+    if not common:
+        return None, [], []
+    hw = max(common, key=lambda h: (min(len(a[h]), len(b[h])), len(a[h]) + len(b[h])))
+    return hw, a[hw], b[hw]
+
+
+def tested_speed(claim: str, cell, base, metric: str = "step_img_s") -> dict[str, Any]:
+    """A throughput verdict, over the runs of one hardware only (named in the claim)."""
+    hw, a, b = same_hardware(cell, base)
+    if hw is None:
+        return {"claim": claim, "metric": metric, "diff": float("nan"), "ci_low": float("nan"),
+                "ci_high": float("nan"), "n_a": len(cell), "n_b": len(base),
+                "verdict": "no verdict: the two cells were measured on different hardware"}
+    return tested(f"{claim} on {hw}", a, b, metric)
 
 
 def mean_ratio(cell, base, metric: str) -> float:
@@ -213,7 +252,7 @@ def rednet(rows, claim: dict) -> tuple[list[dict], list[dict], list[dict]]:
         facts.append(fact(f"{m} K={k} / {BASELINES[m]}: saved-activation ratio (one step, measured, not tested)",
                           "saved activations", mem))
         verdicts.append(tested(f"{m} K={k} is more accurate than {BASELINES[m]}", cell, base, "test_acc"))
-        verdicts.append(tested(f"{m} K={k} trains faster (img/s) than {BASELINES[m]}", cell, base, "step_img_s"))
+        verdicts.append(tested_speed(f"{m} K={k} trains faster (img/s) than {BASELINES[m]}", cell, base))
     return table, verdicts, facts
 
 
@@ -227,14 +266,17 @@ def octave(rows, claim: dict) -> tuple[list[dict], list[dict], list[dict]]:
         if not a or base is None:
             continue
         mac = cell[0]["macs"] / base[0]["macs"]
-        speed, mem = mean_ratio(cell, base, "step_img_s"), mean_ratio(cell, base, "saved_activation_mb")
+        hw, cell_hw, base_hw = same_hardware(cell, base)
+        speed = mean_ratio(cell_hw, base_hw, "step_img_s") if hw else float("nan")
+        mem = mean_ratio(cell, base, "saved_activation_mb")
         facts += [fact(f"{m} alpha={a}: MAC ratio (theory: conv MACs only; measured: whole net)", "macs", mac,
                        1 - 1.5 * a + 0.75 * a * a),
-                  fact(f"{m} alpha={a}: step-time ratio 1/(img/s ratio) vs the MAC ratio {mac:.3f} (measured)",
+                  fact(f"{m} alpha={a}: step-time ratio 1/(img/s ratio) vs the MAC ratio {mac:.3f} (measured"
+                       f"{' on ' + hw if hw else ', no common hardware'})",
                        "step time", 1 / speed, mac),
                   fact(f"{m} alpha={a}: saved-activation ratio (theory: feature maps; measured: every tensor "
                        "autograd saves, one step; measured, not tested)", "saved activations", mem, 1 - 0.75 * a)]
-        verdicts.append(tested(f"{m} alpha={a} trains faster (img/s) than alpha=0", cell, base, "step_img_s"))
+        verdicts.append(tested_speed(f"{m} alpha={a} trains faster (img/s) than alpha=0", cell, base))
         verdicts.append(tested(f"{m} alpha={a} is more accurate than alpha=0", cell, base, "test_acc"))
     return table, verdicts, facts
 

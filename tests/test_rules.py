@@ -158,3 +158,24 @@ def test_a_failed_probe_output_is_shown_as_failed_and_never_read(tmp_path):
     text = render(tmp_path, {})
     assert "| trained_erosion | 000 | no verdict: the probe failed (quick) |" in text  # names the nets' profile
     assert "the probe failed: ConfigError: no finished nets" in text
+
+
+def test_speed_verdicts_compare_img_s_on_one_hardware_only():
+    gpu, cpu = "Xeon (16 cores), 1 thread(s), NVIDIA H100 80GB HBM3", "AMD EPYC (2 cores), 1 thread(s)"
+
+    def runs(alpha, img_s, hardware):
+        return [dict(r, model="oct", alpha=alpha, step_img_s=s, saved_activation_mb=1.0, hardware=hardware)
+                for r, s in zip(_rows([90.0] * len(img_s)), img_s)]
+    # alpha=0.5 is slower than alpha=0 on each machine; pooled over both machines it would look faster
+    rows = (runs(0.0, [7000, 7100, 6900], gpu) + runs(0.0, [100, 110], cpu)
+            + runs(0.5, [3000, 3100, 3050], gpu) + runs(0.5, [60, 62, 61], cpu))
+    _, verdicts, facts = rules.octave(rows, {})
+    speed = next(v for v in verdicts if v["metric"] == "step_img_s")
+    assert speed["claim"].endswith("on NVIDIA H100 80GB HBM3") and (speed["n_a"], speed["n_b"]) == (3, 3)  # GPU: 3 pairs, CPU: 2
+    assert speed["verdict"] == "not reproduced"
+    step = next(f for f in facts if f["metric"] == "step time")
+    assert abs(step["measured"] - 7000 / 3050) < 1e-9 and "on NVIDIA H100" in step["claim"]
+    apart = rules.tested_speed("x", runs(0.5, [3000, 3100], gpu), runs(0.0, [100, 110], cpu))
+    assert apart["verdict"] == "no verdict: the two cells were measured on different hardware"
+    assert rules.speed_hardware(cpu) == rules.speed_hardware("AMD EPYC (2 cores), 1 threads") == cpu
+    assert rules.speed_hardware("AMD EPYC (2 cores), 2 thread(s)") != cpu

@@ -30,6 +30,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -158,8 +159,10 @@ def run_job(cmd: list[str], run_dir: Path) -> tuple[int, float]:
     return code, (time.time() - t) / 60
 
 
-def run_pool(todo: list[tuple[list[str], Path]], profile: str, flags: list[str], args: argparse.Namespace) -> list[str]:
-    """Run ``todo`` in grid order, ``args.jobs`` at a time; start none after ``args.stop_after`` minutes.
+def run_pool(todo: list[tuple[list[str], Path, Callable[[], bool]]], profile: str, flags: list[str],
+             args: argparse.Namespace) -> list[str]:
+    """Run ``todo`` (job, run dir, is-it-done-now) in grid order, ``args.jobs`` at a time; start none after
+    ``args.stop_after`` minutes, and none that got done meanwhile (a record from another machine or grid).
 
     Returns the jobs that failed. Each job's overrides, exit code and minutes are printed as it ends.
     """
@@ -172,7 +175,10 @@ def run_pool(todo: list[tuple[list[str], Path]], profile: str, flags: list[str],
                 late = args.stop_after is not None and (time.time() - t0) / 60 >= args.stop_after
                 if not queue or late:
                     return
-                i, (job, run_dir) = queue.pop(0)
+                i, (job, run_dir, done_now) = queue.pop(0)
+            if done_now():
+                print(f"  [{i}/{len(todo)}] skipped, done meanwhile: {' '.join(job)}", flush=True)
+                continue
             code, minutes = run_job(job_command(run_dir, job, profile, args.threads, args.extra, flags), run_dir)
             with lock:
                 state = "ok" if code == 0 else f"FAILED (exit {code}, see {run_dir}.log)"
@@ -227,7 +233,11 @@ def main() -> None:
                     for job in expand(list(s))]
             left = [j for j in jobs if not done(j[2], args.records, nets)]
             plan.append((list(s), left, len(jobs)))
-    todo = [(job, run_dir) for _, left, _ in plan for job, run_dir, _ in left]
+
+    def done_now(cfg: DictConfig) -> Callable[[], bool]:  # asked again as the job's turn comes
+        return lambda: done(cfg, args.records, None if recorded else finished_nets(args.runs_dir))
+
+    todo = [(job, run_dir, done_now(cfg)) for _, left, _ in plan for job, run_dir, cfg in left]
     print(f"grid {args.grid} (profile {profile}): {len(plan)} sweeps, {sum(n for *_, n in plan)} jobs, "
           f"{len(todo)} not yet {state}; {args.jobs} at a time, {args.threads} thread(s) each", flush=True)
     for i, (s, left, n) in enumerate(plan, 1):

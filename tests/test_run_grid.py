@@ -112,3 +112,20 @@ def test_an_unrecorded_grid_keeps_checkpoints_writes_no_record_and_counts_finish
         assert again.returncode == 0 and "1/1 finished" in again.stdout and "0 not yet finished" in again.stdout
     renamed = nets("renamed", "--dry-run", sweep=f"[{TINY_JOB}, seed=0, experiment_name=renamed]")
     assert "0/1 finished" in renamed.stdout  # same hash (names are not hashed), but not a net of that experiment
+
+
+def test_the_pool_asks_again_before_each_job_and_skips_one_done_meanwhile(capsys, monkeypatch):
+    """Two machines filling one records dir: a job recorded after the grid was planned does not run again."""
+    import argparse
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("run_grid", ROOT / "scripts" / "run_grid.py")
+    run_grid = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run_grid)
+    ran = []
+    monkeypatch.setattr(run_grid, "run_job", lambda cmd, run_dir: (ran.append(run_dir.name), (0, 0.1))[1])
+    todo = [(["seed=0"], Path("a"), lambda: False), (["seed=1"], Path("b"), lambda: True), (["seed=2"], Path("c"), lambda: False)]
+    args = argparse.Namespace(jobs=1, stop_after=None, threads=1, extra=[])
+    assert run_grid.run_pool(todo, "quick", [], args) == []
+    assert ran == ["a", "c"]
+    assert "[2/3] skipped, done meanwhile: seed=1" in capsys.readouterr().out

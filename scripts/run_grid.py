@@ -10,6 +10,7 @@ running it prints how many jobs of each sweep already have a run record (those a
 from the wall times of the records. Jobs then run in grid order, ``--jobs`` at a time with ``--threads``
 each (two 1-thread jobs on a 2-core CPU; several jobs share one GPU), each in a fixed run dir
 (multirun/grid-<name>/<hash>, console output in <hash>.log) so a killed job resumes from its checkpoint.
+A job recorded meanwhile (another machine filling the same records) is skipped when its turn comes.
 ``--stop-after`` starts no new job after that many minutes. A failed job is recorded as failed, reported,
 and the grid goes on; the exit code is 1 if any job failed. Each dataset the jobs need is loaded once first:
 a missing copy stops the grid in one line (exit 2) before any job starts or records a failure.

@@ -66,19 +66,26 @@ def tested(claim: str, better, base, metric: str, rule=verdict, **extra) -> dict
     """One verdict row: ``rule`` on ``metric`` over seeds, unless a net is at chance level."""
     chance = [a for a in (_at_chance(better), _at_chance(base)) if a is not None]
     if chance:
-        return {"claim": claim, "metric": metric, **extra, "diff": float("nan"), "ci_low": float("nan"),
-                "ci_high": float("nan"), "n_a": len(better), "n_b": len(base),
-                "verdict": f"no verdict: a net at chance level ({min(chance):.1f} % test accuracy)"}
+        return no_verdict(claim, metric, better, base, f"a net at chance level ({min(chance):.1f} % test accuracy)",
+                          **extra)
     return {"claim": claim, "metric": metric, **extra, **rule(values(better, metric), values(base, metric))}
 
 
+def no_verdict(claim: str, metric: str, better, base, why: str, **extra) -> dict[str, Any]:
+    """A verdict row that tests nothing, and says why."""
+    return {"claim": claim, "metric": metric, **extra, "diff": float("nan"), "ci_low": float("nan"),
+            "ci_high": float("nan"), "n_a": len(better), "n_b": len(base), "verdict": f"no verdict: {why}"}
+
+
 def speed_hardware(hardware: str) -> str:
-    """What sets a record's img/s, from its hardware string: the GPU if there is one, else the CPU and its
-    thread count ("1 threads" and "1 thread(s)" are one format, older and newer)."""
+    """What sets a record's img/s, from its hardware string (``engine.provenance.hardware``: "<CPU> (<n> cores),
+    <t> thread(s)[, <GPU>]"): the GPU if there is one, else the CPU and its thread count ("1 threads" and
+    "1 thread(s)" are one format, older and newer)."""
     parts = [p.strip() for p in str(hardware).split(",")]
-    gpu = next((p for p in parts if p.startswith(("NVIDIA", "AMD Instinct", "Tesla"))), None)
+    if len(parts) > 2:
+        return ", ".join(parts[2:])
     threads = re.search(r"(\d+) thread", str(hardware))
-    return gpu or (f"{parts[0]}, {threads[1]} thread(s)" if threads and len(parts) > 1 else parts[0])
+    return f"{parts[0]}, {threads[1]} thread(s)" if threads and len(parts) == 2 else parts[0]
 
 
 def same_hardware(cell, base) -> tuple[str | None, list[dict], list[dict]]:
@@ -104,9 +111,7 @@ def tested_speed(claim: str, cell, base, metric: str = "step_img_s") -> dict[str
     """A throughput verdict, over the runs of one hardware only (named in the claim)."""
     hw, a, b = same_hardware(cell, base)
     if hw is None:
-        return {"claim": claim, "metric": metric, "diff": float("nan"), "ci_low": float("nan"),
-                "ci_high": float("nan"), "n_a": len(cell), "n_b": len(base),
-                "verdict": "no verdict: the two cells were measured on different hardware"}
+        return no_verdict(claim, metric, cell, base, "the two cells were measured on different hardware")
     return tested(f"{claim} on {hw}", a, b, metric)
 
 

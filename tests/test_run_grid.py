@@ -17,6 +17,16 @@ sweeps:
 """
 
 
+def _load_run_grid():
+    """scripts/run_grid.py as a module (scripts/ is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("run_grid", ROOT / "scripts" / "run_grid.py")
+    run_grid = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run_grid)
+    return run_grid
+
+
 def _run_grid(tmp_path, *args):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CONVLAB_RECORDS": str(tmp_path / "records")}
     return subprocess.run([sys.executable, str(ROOT / "scripts" / "run_grid.py"), str(tmp_path / "tiny.yaml"),
@@ -66,13 +76,9 @@ def test_a_missing_dataset_stops_the_grid_before_any_job(tmp_path):
 
 def test_the_estimate_scales_recorded_wall_times_by_depth_not_within_one_depth():
     """Same net recorded: its mean wall time; a deeper net of a recorded conv kind: scaled by its MACs."""
-    import importlib.util
-
     from hydra import initialize_config_dir
 
-    spec = importlib.util.spec_from_file_location("run_grid", ROOT / "scripts" / "run_grid.py")
-    run_grid = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(run_grid)
+    run_grid = _load_run_grid()
     rec = {"config": {"model": {"name": "resnet20", "conv": "c3"}}, "metrics": {"wall_time_s": 7200.0, "macs": 40813184}}
     job = ["experiment=even_kernels", "model.name=resnet20", "model.conv=c3"]
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
@@ -117,11 +123,8 @@ def test_an_unrecorded_grid_keeps_checkpoints_writes_no_record_and_counts_finish
 def test_the_pool_asks_again_before_each_job_and_skips_one_done_meanwhile(capsys, monkeypatch):
     """Two machines filling one records dir: a job recorded after the grid was planned does not run again."""
     import argparse
-    import importlib.util
 
-    spec = importlib.util.spec_from_file_location("run_grid", ROOT / "scripts" / "run_grid.py")
-    run_grid = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(run_grid)
+    run_grid = _load_run_grid()
     ran = []
     monkeypatch.setattr(run_grid, "run_job", lambda cmd, run_dir: (ran.append(run_dir.name), (0, 0.1))[1])
     todo = [(["seed=0"], Path("a"), lambda: False), (["seed=1"], Path("b"), lambda: True), (["seed=2"], Path("c"), lambda: False)]

@@ -139,8 +139,10 @@ def _tally(by_profile: dict[str, list[dict]]) -> str:
     return "; ".join(f"{profile}: {'not run yet' if v is None else tally(v)}" for profile, v in by_profile.items())
 
 
-def render(results_dir: str | Path, trained_sections: dict[str, dict], missing_note: str = "") -> str:
-    """The whole RESULTS.md text."""
+def render(results_dir: str | Path, trained_sections: dict[str, dict], missing_note: str = "",
+           progress: str = "") -> str:
+    """The whole RESULTS.md text; ``progress`` (a section, e.g. ``experiments.grid.progress_md``) follows the
+    verdict table."""
     results_dir = Path(results_dir)
     claims = yaml.safe_load(CLAIMS_FILE.read_text())
     out = ["# Results", "",
@@ -183,7 +185,7 @@ def render(results_dir: str | Path, trained_sections: dict[str, dict], missing_n
         out += [f"## {name} (not a paper claim; not in the table above)", "",
                 trained_sections[name]["md"].split("\n", 1)[1]]
     table = ["| claim | document | verdict |", "|---|---|---|"] + [f"| {n} | {d} | {v} |" for n, d, v in summary]
-    return "\n".join(out[:4] + table + [""] + out[4:]).replace("](", "](results/").replace("](results/http", "](http")
+    return "\n".join(out[:4] + table + [""] + ([progress] if progress else []) + out[4:]).replace("](", "](results/").replace("](results/http", "](http")
 
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"

@@ -11,7 +11,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from experiments.report import build_reports  # noqa: E402
+from experiments.grid import progress_md  # noqa: E402
+from experiments.report import REGIME, build_reports  # noqa: E402
 from experiments.results_md import render, update_readme  # noqa: E402
 from experiments.runs import collect  # noqa: E402
 
@@ -31,7 +32,7 @@ def main() -> None:
     for section in sections.values():
         print(section["md"])
     if args.results_md:
-        Path(args.results_md).write_text(render(args.out, sections))
+        Path(args.results_md).write_text(render(args.out, sections, progress=progress_md(REGIME, ok + failed)))
         print(f"report: wrote {args.results_md}")
         if args.readme:
             update_readme(args.readme, Path(args.results_md).read_text())

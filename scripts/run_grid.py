@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import itertools
 import json
 import os
 import subprocess
@@ -43,12 +42,8 @@ from engine.job import resolve_auto, unwrap  # noqa: E402
 from engine.provenance import machine_name  # noqa: E402
 from engine.records import config_hash, experiment_of, find_record  # noqa: E402
 from engine.rundir import read_metrics  # noqa: E402
+from experiments.grid import GRIDS, expand  # noqa: E402
 from experiments.runs import read_records, run_wall_s  # noqa: E402
-
-def expand(overrides: list[str]) -> list[list[str]]:
-    """The single-job override lists of one sweep (comma lists -> their product, as Hydra's basic sweeper)."""
-    choices = [[f"{o.split('=', 1)[0]}={v}" for v in o.split("=", 1)[1].split(",")] for o in overrides]
-    return [list(c) for c in itertools.product(*choices)]
 
 
 def job_config(job: list[str], profile: str, extra: list[str] = ()) -> DictConfig:
@@ -215,7 +210,7 @@ def main() -> None:
     args = ap.parse_intermixed_args()  # overrides may come before or after the options
     if args.jobs < 1 or args.threads < 1:
         sys.exit(f"run_grid: --jobs and --threads must be >= 1, got {args.jobs} and {args.threads}")
-    path = Path(args.grid) if args.grid.endswith(".yaml") else ROOT / "configs" / "grid" / f"{args.grid}.yaml"
+    path = Path(args.grid) if args.grid.endswith(".yaml") else GRIDS / f"{args.grid}.yaml"
     if not path.exists():
         sys.exit(f"run_grid: no grid {path}; have: "
                  f"{', '.join(p.stem for p in sorted(path.parent.glob('*.yaml')))}")

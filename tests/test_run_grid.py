@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from experiments.grid import progress
+from experiments.runs import collect
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY_JOB = ("experiment=smoke, data=synthetic, data.train_subset=null, data.train_size=256, data.val_size=64, data.test_size=64, "
             "data.image_size=8, data.batch_size=64, model.width=0.5, trainer.epochs=1")
@@ -46,6 +49,9 @@ def test_grid_runs_in_a_pool_records_each_job_and_a_rerun_skips_them(tmp_path):
     assert sorted(r["seed"] for r in records if r["status"] == "ok") == [0, 1]
     assert all("logger=none" in r["overrides"] for r in records)
     assert len(list((tmp_path / "runs" / "grid-tiny").glob("*.log"))) == 3  # one console log per job
+    ok, failed = collect([tmp_path / "records"])  # the report's progress table reads the same records
+    cells = {c["cell"].rsplit(" ", 1)[-1]: c for c in progress(tmp_path / "tiny.yaml", ok + failed)}
+    assert cells["trainer.epochs=1"]["ok"] == ["0", "1"] and cells["model.conv=c9"]["failed"] == [None]
 
     again = _run_grid(tmp_path, "--dry-run")
     assert again.returncode == 0 and "[1/2]" in again.stdout and "2/2 recorded" in again.stdout
@@ -132,3 +138,39 @@ def test_the_pool_asks_again_before_each_job_and_skips_one_done_meanwhile(capsys
     assert run_grid.run_pool(todo, "quick", [], args) == []
     assert ran == ["a", "c"]
     assert "[2/3] skipped, done meanwhile: seed=1" in capsys.readouterr().out
+
+
+def test_progress_merges_a_cells_seeds_across_sweeps_and_tells_ok_from_failed_runs(tmp_path):
+    (tmp_path / "g.yaml").write_text('profile: standard\nsweeps:\n  - [experiment=a, "x=1,2", "seed=0,1"]\n'
+                                     '  - [experiment=a, "x=1,2", seed=2]\n')
+    row = lambda overrides, status="ok", profile="standard": {  # noqa: E731
+        "overrides": overrides, "status": status, "profile": profile}
+    rows = progress(tmp_path / "g.yaml", [
+        row("experiment=a x=1 seed=0 profile=standard trainer.threads=1"),  # extra overrides still match
+        row("experiment=a x=1 seed=1", status="failed"), row("experiment=a x=1 seed=1"),  # a rerun that succeeded
+        row("experiment=a x=2 seed=0", status="failed"),
+        row("experiment=a x=2 seed=1", profile="quick"),  # another profile's run is not this grid's
+        row("experiment=a x=2 seed=12")])  # seed=1 is not seed=12
+    assert [r["cell"] for r in rows] == ["experiment=a x=1", "experiment=a x=2"]
+    assert rows[0]["planned"] == ["0", "1", "2"] and rows[0]["ok"] == ["0", "1"] and rows[0]["failed"] == []
+    assert rows[1]["ok"] == [] and rows[1]["failed"] == ["0"]
+
+
+@pytest.mark.slow  # composes the 75 configs of the standard grid
+def test_progress_agrees_with_the_config_hash_rule_on_the_committed_standard_records():
+    """The report matches records to jobs by overrides; run_grid skips jobs by config hash. On the committed
+    records both must call the same jobs recorded."""
+    from hydra import initialize_config_dir
+
+    from engine.records import config_hash
+    from experiments.grid import GRIDS, expand
+
+    run_grid = _load_run_grid()
+    records = ROOT / "results" / "records"
+    ok, failed = collect([records])
+    by_overrides = sum(len(c["ok"]) for c in progress(GRIDS / "standard.yaml", ok + failed))
+    hashes = {r["config_hash"] for r in ok if r["profile"] == "standard"}
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        jobs = [job for sweep in run_grid.OmegaConf.load(GRIDS / "standard.yaml").sweeps for job in expand(list(sweep))]
+        by_hash = sum(config_hash(run_grid.job_config(job, "standard")) in hashes for job in jobs)
+    assert by_overrides == by_hash > 0

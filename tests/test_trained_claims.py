@@ -122,11 +122,15 @@ def test_even_kernels_sweep_and_report(tmp_path):
     assert (out / "error_vs_params.png").stat().st_size > 1000 and "even_kernels" in sections
 
     # RESULTS.md from these runs + the committed probe results: every claim has a row and a verdict
+    from experiments.grid import progress_md
     from experiments.results_md import render, update_readme
 
     for probe in ("even_drift", "even_erosion", "dilation_degeneration", "conv_arithmetic", "paper_tables"):
         shutil.copytree(ROOT / "results" / probe, tmp_path / "results" / probe)
-    text = render(tmp_path / "results", sections)
+    text = render(tmp_path / "results", sections, progress=progress_md("standard", ok))
+    table, grid, first = (text.index(s) for s in ("| claim | document |", "## The standard grid", "## even_drift"))
+    assert table < grid < first  # the grid's progress follows the verdict table
+    assert "experiment=even_kernels model.name=resnet56 model.conv=c2sp | 0/5 |" in text  # default-profile runs do not count
     rows = {line.split("|")[1].strip(): line.split("|")[3].strip() for line in text.splitlines()
             if line.startswith("| ") and line.count("|") == 4 and "claim" not in line}
     assert {"even_drift", "even_erosion", "trained_drift", "trained_erosion", "even_kernels", "conv_arithmetic", "octave", "blurpool",

@@ -132,3 +132,16 @@ def test_time_to_accuracy_targets_the_ceiling_minus_1_5_pp(tmp_path):
     other = subprocess.run([script[0], script[1], str(c2), "--ceiling", "--records-dir", str(records)],
                            capture_output=True, text=True)
     assert other.returncode == 1 and "is resnet20-c2" in other.stderr
+
+
+@pytest.mark.slow  # the whole report: every claim's tables and figures
+def test_the_committed_results_md_is_what_the_committed_records_generate(tmp_path):
+    """README's one command regenerates RESULTS.md without retraining; a record committed without rerunning the
+    report (or a hand edit) fails here."""
+    out = tmp_path / "results"
+    shutil.copytree(ROOT / "results", out, ignore=shutil.ignore_patterns("records"))  # probes are read from --out
+    proc = subprocess.run([sys.executable, "scripts/report.py", str(ROOT / "results" / "records"), "--out", str(out),
+                           "--results-md", str(tmp_path / "RESULTS.md")], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "RESULTS.md").read_text() == (ROOT / "RESULTS.md").read_text(), \
+        "RESULTS.md is stale: python scripts/report.py --results-md RESULTS.md --readme README.md"

@@ -140,8 +140,11 @@ def test_the_committed_results_md_is_what_the_committed_records_generate(tmp_pat
     report (or a hand edit) fails here."""
     out = tmp_path / "results"
     shutil.copytree(ROOT / "results", out, ignore=shutil.ignore_patterns("records"))  # probes are read from --out
+    shutil.copy(ROOT / "README.md", tmp_path / "README.md")
     proc = subprocess.run([sys.executable, "scripts/report.py", str(ROOT / "results" / "records"), "--out", str(out),
-                           "--results-md", str(tmp_path / "RESULTS.md")], cwd=ROOT, capture_output=True, text=True)
+                           "--results-md", str(tmp_path / "RESULTS.md"), "--readme", str(tmp_path / "README.md")],
+                          cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "README.md").read_text() == (ROOT / "README.md").read_text(), "README's verdict table is stale"
     assert (tmp_path / "RESULTS.md").read_text() == (ROOT / "RESULTS.md").read_text(), \
         "RESULTS.md is stale: python scripts/report.py --results-md RESULTS.md --readme README.md"

@@ -10,10 +10,11 @@ report stays fast and offline.)
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 GRIDS = Path(__file__).resolve().parents[1] / "configs" / "grid"
 
@@ -28,6 +29,27 @@ def _seed(job: list[str]) -> tuple[tuple[str, ...], str | None]:
     """(the job's overrides without its seed, the seed or None)."""
     seeds = [o.split("=", 1)[1] for o in job if o.startswith("seed=")]
     return tuple(o for o in job if not o.startswith("seed=")), (seeds[0] if seeds else None)
+
+
+def cells(grid_file: str | Path) -> list[tuple[str, ...]]:
+    """The grid's cells in grid order: each one configuration's overrides without its seed."""
+    grid = OmegaConf.load(grid_file)
+    return list(dict.fromkeys(_seed(job)[0] for sweep in grid.sweeps for job in expand(list(sweep))))
+
+
+def cell_models(grid_file: str | Path) -> list[tuple[str, DictConfig]]:
+    """The distinct nets of a grid in grid order: (the first cell that trains it, its composed ``model`` config,
+    instantiable with ``hydra.utils.instantiate``). Cells that differ only outside the model (data augmentation,
+    say) share one net."""
+    from hydra import compose, initialize_config_dir
+
+    profile, nets = OmegaConf.load(grid_file).profile, {}
+    with initialize_config_dir(config_dir=str(GRIDS.parent), version_base="1.3"):
+        for cell in cells(grid_file):
+            model = compose("train", overrides=[*cell, f"profile={profile}"]).model
+            nets.setdefault(json.dumps(OmegaConf.to_container(model, resolve=True), sort_keys=True),
+                            (" ".join(cell), model))
+    return list(nets.values())
 
 
 def progress(grid_file: str | Path, records: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -4,9 +4,12 @@ The octave and involution claims are about cost; MACs are exact (``models.comple
 wall-clock is what users pay. Variants are timed round-robin (forward + backward, bf16 autocast or
 fp32, channels_last, batch 128) so machine noise hits all of them alike; ratios are to the first
 variant of each group. The thread count is part of every result: it heads the printed table and
-the written .md.
+the written .md. A group ``grid:<name>`` holds the distinct nets of ``configs/grid/<name>.yaml``, each
+labelled by the first cell that trains it, against that grid's first net: what each job of the grid
+costs relative to the others on this machine (which cells fit a time-boxed CPU, which need a GPU).
 
     python scripts/benchmark_models.py [--rounds 5] [--threads 1] [--precision bf16] [--out results/benchmarks]
+    python scripts/benchmark_models.py --groups grid:standard --precision fp32
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from experiments.grid import GRIDS, cell_models  # noqa: E402
 from models import create_model  # noqa: E402
 from experiments.trained_cost import train_step_seconds  # noqa: E402
 from models.complexity import profile  # noqa: E402
@@ -31,17 +35,32 @@ GROUPS = {
 }
 
 
+def group_models(group: str) -> list[tuple[str, torch.nn.Module]]:
+    """(label, model) of one group: a family of ``GROUPS``, or ``grid:<name>`` (the nets of a grid's cells)."""
+    if group.startswith("grid:"):
+        from hydra.utils import instantiate
+
+        return [(cell, instantiate(model)) for cell, model in cell_models(GRIDS / f"{group.split(':', 1)[1]}.yaml")]
+    return [(" ".join([name] + [f"{k}={v}" for k, v in kw.items()]), create_model(name, **kw))
+            for name, kw in GROUPS[group]]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--groups", nargs="*", default=list(GROUPS))
+    ap.add_argument("--groups", nargs="*", default=list(GROUPS),
+                    help=f"{', '.join(GROUPS)}, or grid:<name> for a grid under configs/grid")
     ap.add_argument("--precision", choices=("bf16", "fp32"), default="bf16",
                     help="bf16 autocast (the committed numbers) or fp32; bf16 is slow where the CPU emulates it")
     ap.add_argument("--device", default="cpu", help="cpu or cuda[:N] (never falls back to the CPU)")
     ap.add_argument("--out", default=None, help="write model_speed.csv and model_speed.md here")
     args = ap.parse_args()
+    grids = sorted(p.stem for p in GRIDS.glob("*.yaml"))
+    for g in args.groups:
+        if g not in GROUPS and not (g.startswith("grid:") and g.split(":", 1)[1] in grids):
+            ap.error(f"no group {g!r}; have: {', '.join(GROUPS)}, grid:<{'|'.join(grids)}>")
     torch.set_num_threads(args.threads)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         sys.exit(f"benchmark_models: --device {args.device} but torch sees no CUDA device")
@@ -51,12 +70,10 @@ def main() -> None:
     rows = []
     for group in args.groups:
         variants = []
-        for name, kw in GROUPS[group]:
-            model = create_model(name, **kw)
+        for label, model in group_models(group):
             p = profile(model, (3, 32, 32))
             model = model.to(device, memory_format=torch.channels_last).train()
             train_step_seconds(model, x, y, args.precision)  # warm-up
-            label = " ".join([name] + [f"{k}={v}" for k, v in kw.items()])
             variants.append((label, model, p, []))
         for _ in range(args.rounds):
             for _, model, _, times in variants:
@@ -72,9 +89,11 @@ def main() -> None:
     header = (f"torch {torch.__version__}, {where}, batch {args.batch}, median of {args.rounds} "
               f"interleaved rounds, forward+backward {args.precision} channels_last")
     print(header)
-    print(f"{'group':9s} {'variant':42s} {'params':>9s} {'MACs':>12s} {'MAC ratio':>9s} {'img/s':>7s} {'time ratio':>10s}")
+    gw, vw = (max(9, *(len(r[k]) for r in rows)) for k in ("group", "variant"))
+    print(f"{'group':{gw}s} {'variant':{vw}s} {'params':>9s} {'MACs':>12s} {'MAC ratio':>9s} {'img/s':>7s} "
+          f"{'time ratio':>10s}")
     for r in rows:
-        print(f"{r['group']:9s} {r['variant']:42s} {r['params']:9d} {r['macs']:12d} {r['mac_ratio']:9.3f} "
+        print(f"{r['group']:{gw}s} {r['variant']:{vw}s} {r['params']:9d} {r['macs']:12d} {r['mac_ratio']:9.3f} "
               f"{r['img_s']:7.0f} {r['time_ratio']:10.3f}")
     if args.out:
         out = Path(args.out)

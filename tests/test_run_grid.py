@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.grid import progress
+from experiments.grid import cell_models, progress
 from experiments.runs import collect
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -154,6 +154,19 @@ def test_progress_merges_a_cells_seeds_across_sweeps_and_tells_ok_from_failed_ru
     assert [r["cell"] for r in rows] == ["experiment=a x=1", "experiment=a x=2"]
     assert rows[0]["planned"] == ["0", "1", "2"] and rows[0]["ok"] == ["0", "1"] and rows[0]["failed"] == []
     assert rows[1]["ok"] == [] and rows[1]["failed"] == ["0"]
+
+
+def test_cell_models_gives_each_distinct_net_of_a_grid_once_labelled_by_its_first_cell(tmp_path):
+    (tmp_path / "g.yaml").write_text('profile: quick\nsweeps:\n'
+                                     '  - [experiment=blurpool, "model.filt_size=1,3", "data.augment=true,false", '
+                                     '"seed=0,1"]\n  - [experiment=rednet, model.kernel_size=7, seed=0]\n')
+    nets = cell_models(tmp_path / "g.yaml")
+    # augmentation is not part of the net: four blurpool cells, two nets; seeds never make a cell
+    assert [cell for cell, _ in nets] == ["experiment=blurpool model.filt_size=1 data.augment=true",
+                                          "experiment=blurpool model.filt_size=3 data.augment=true",
+                                          "experiment=rednet model.kernel_size=7"]
+    assert [(m.name, m.get("downsample"), m.get("filt_size"), m.get("kernel_size")) for _, m in nets] == [
+        ("resnet20", "blurpool", 1, None), ("resnet20", "blurpool", 3, None), ("rednet26", None, None, 7)]
 
 
 @pytest.mark.slow  # composes the 75 configs of the standard grid

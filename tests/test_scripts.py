@@ -96,6 +96,18 @@ def test_benchmark_models_out_writes_csv_and_md_with_the_thread_count(tmp_path):
     assert len(rows) == 4 == len((tmp_path / "model_speed.csv").read_text().splitlines()) - 1
 
 
+@pytest.mark.slow  # composes the tune grid's six configs and times their net
+def test_benchmark_models_grid_group_times_each_distinct_net_of_a_grid_once(tmp_path):
+    args = [sys.executable, str(ROOT / "scripts" / "benchmark_models.py"), "--rounds", "1", "--batch", "2",
+            "--precision", "fp32", "--out", str(tmp_path), "--groups"]
+    subprocess.run([*args, "grid:tune"], capture_output=True, text=True, check=True)
+    rows = (tmp_path / "model_speed.csv").read_text().splitlines()[1:]
+    # six cells (lr x weight decay), one net: ResNet-20 C3, labelled by the first cell
+    assert len(rows) == 1 and rows[0].startswith("grid:tune,experiment=recipe_tuning optim.lr=0.1 ")
+    bad = subprocess.run([*args, "grid:nope"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "no group 'grid:nope'" in bad.stderr.strip().splitlines()[-1]
+
+
 def _record(path: Path, profile: str, epochs: int, vals: list[float], test_acc: float,
             experiment: str = "even_kernels", conv: str = "c3") -> Path:
     rec = {"schema": 1, "status": "ok", "config_hash": path.stem[-12:], "experiment": experiment, "profile": profile,

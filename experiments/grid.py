@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,22 +32,40 @@ def _seed(job: list[str]) -> tuple[tuple[str, ...], str | None]:
     return tuple(o for o in job if not o.startswith("seed=")), (seeds[0] if seeds else None)
 
 
+def grid_jobs(grid_file: str | Path) -> Iterator[tuple[tuple[str, ...], str | None, list[str]]]:
+    """The grid's single jobs in grid order, each as (its cell, its seed or None, its overrides)."""
+    for sweep in OmegaConf.load(grid_file).sweeps:
+        for job in expand(list(sweep)):
+            yield (*_seed(job), job)
+
+
 def cells(grid_file: str | Path) -> list[tuple[str, ...]]:
     """The grid's cells in grid order: each one configuration's overrides without its seed."""
-    grid = OmegaConf.load(grid_file)
-    return list(dict.fromkeys(_seed(job)[0] for sweep in grid.sweeps for job in expand(list(sweep))))
+    return list(dict.fromkeys(cell for cell, _, _ in grid_jobs(grid_file)))
+
+
+def job_config(job: Sequence[str], profile: str, extra: Sequence[str] = ()) -> DictConfig:
+    """The resolved config of one grid job (``python train.py <job> profile=<profile> <extra>``), as its run
+    would compose it: its hash decides whether it is recorded. Call inside ``hydra.initialize_config_dir``."""
+    from hydra import compose
+
+    from engine.job import resolve_auto
+
+    cfg = compose("train", overrides=[*job, f"profile={profile}", *extra])
+    resolve_auto(cfg)  # hash what auto means on this machine, as a run would
+    return cfg
 
 
 def cell_models(grid_file: str | Path) -> list[tuple[str, DictConfig]]:
     """The distinct nets of a grid in grid order: (the first cell that trains it, its composed ``model`` config,
     instantiable with ``hydra.utils.instantiate``). Cells that differ only outside the model (data augmentation,
     say) share one net."""
-    from hydra import compose, initialize_config_dir
+    from hydra import initialize_config_dir
 
     profile, nets = OmegaConf.load(grid_file).profile, {}
     with initialize_config_dir(config_dir=str(GRIDS.parent), version_base="1.3"):
         for cell in cells(grid_file):
-            model = compose("train", overrides=[*cell, f"profile={profile}"]).model
+            model = job_config(cell, profile).model
             nets.setdefault(json.dumps(OmegaConf.to_container(model, resolve=True), sort_keys=True),
                             (" ".join(cell), model))
     return list(nets.values())
@@ -56,19 +75,17 @@ def progress(grid_file: str | Path, records: list[dict[str, Any]]) -> list[dict[
     """Per cell of the grid, in grid order: its overrides, the planned seeds, the seeds with an ok record and
     those with only failed records. ``records``: rows of ``experiments.runs.collect`` (ok and failed), each with
     its ``profile``, ``status`` and ``overrides`` (one space-separated string)."""
-    grid = OmegaConf.load(grid_file)
-    mine = [(set(r["overrides"].split()), r["status"]) for r in records if r["profile"] == grid.profile]
+    profile = OmegaConf.load(grid_file).profile
+    mine = [(set(r["overrides"].split()), r["status"]) for r in records if r["profile"] == profile]
     cells: dict[tuple[str, ...], dict[str, Any]] = {}
-    for sweep in grid.sweeps:
-        for job in expand(list(sweep)):
-            cell, seed = _seed(job)
-            row = cells.setdefault(cell, {"cell": " ".join(cell), "planned": [], "ok": [], "failed": []})
-            row["planned"].append(seed)
-            states = {status for overrides, status in mine if set(job) <= overrides}
-            if "ok" in states:
-                row["ok"].append(seed)
-            elif states:
-                row["failed"].append(seed)
+    for cell, seed, job in grid_jobs(grid_file):
+        row = cells.setdefault(cell, {"cell": " ".join(cell), "planned": [], "ok": [], "failed": []})
+        row["planned"].append(seed)
+        states = {status for overrides, status in mine if set(job) <= overrides}
+        if "ok" in states:
+            row["ok"].append(seed)
+        elif states:
+            row["failed"].append(seed)
     return list(cells.values())
 
 

@@ -35,23 +35,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from hydra import compose, initialize_config_dir  # noqa: E402
+from hydra import initialize_config_dir  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from engine.job import resolve_auto, unwrap  # noqa: E402
+from engine.job import unwrap  # noqa: E402
 from engine.provenance import machine_name  # noqa: E402
 from engine.records import config_hash, experiment_of, find_record  # noqa: E402
 from engine.rundir import read_metrics  # noqa: E402
-from experiments.grid import GRIDS, expand  # noqa: E402
+from experiments.grid import GRIDS, expand, job_config  # noqa: E402
 from experiments.runs import read_records, run_wall_s  # noqa: E402
-
-
-def job_config(job: list[str], profile: str, extra: list[str] = ()) -> DictConfig:
-    """The resolved config of one job (``python train.py <job> profile=<profile> <extra>``), composed once:
-    its hash decides whether it is recorded, its model and data feed the estimate and the data check."""
-    cfg = compose("train", overrides=[*job, f"profile={profile}", *extra])
-    resolve_auto(cfg)  # hash what auto means on this machine, as a run would
-    return cfg
 
 
 def preflight_data(cfgs: list[DictConfig]) -> str | None:

@@ -32,10 +32,15 @@ def _seed(job: list[str]) -> tuple[tuple[str, ...], str | None]:
     return tuple(o for o in job if not o.startswith("seed=")), (seeds[0] if seeds else None)
 
 
+def sweeps(grid_file: str | Path) -> list[tuple[list[str], list[list[str]]]]:
+    """The grid's sweeps in grid order, each as (its overrides, its single jobs' overrides)."""
+    return [(list(sweep), expand(list(sweep))) for sweep in OmegaConf.load(grid_file).sweeps]
+
+
 def grid_jobs(grid_file: str | Path) -> Iterator[tuple[tuple[str, ...], str | None, list[str]]]:
     """The grid's single jobs in grid order, each as (its cell, its seed or None, its overrides)."""
-    for sweep in OmegaConf.load(grid_file).sweeps:
-        for job in expand(list(sweep)):
+    for _, jobs in sweeps(grid_file):
+        for job in jobs:
             yield (*_seed(job), job)
 
 

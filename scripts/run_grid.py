@@ -42,7 +42,7 @@ from engine.job import unwrap  # noqa: E402
 from engine.provenance import machine_name  # noqa: E402
 from engine.records import config_hash, experiment_of, find_record  # noqa: E402
 from engine.rundir import read_metrics  # noqa: E402
-from experiments.grid import GRIDS, expand, job_config  # noqa: E402
+from experiments.grid import GRIDS, job_config, sweeps  # noqa: E402
 from experiments.runs import read_records, run_wall_s  # noqa: E402
 
 
@@ -216,11 +216,11 @@ def main() -> None:
     nets = None if recorded else finished_nets(args.runs_dir)
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         plan = []  # per sweep: (its overrides, its jobs not yet done with their run dirs and configs, its number of jobs)
-        for s in grid.sweeps:
+        for s, sweep_jobs in sweeps(path):
             jobs = [(job, job_dir(args.runs_dir, name, job, args.extra), job_config(job, profile, args.extra))
-                    for job in expand(list(s))]
+                    for job in sweep_jobs]
             left = [j for j in jobs if not done(j[2], args.records, nets)]
-            plan.append((list(s), left, len(jobs)))
+            plan.append((s, left, len(jobs)))
 
     def done_now(cfg: DictConfig) -> Callable[[], bool]:  # asked again as the job's turn comes
         return lambda: done(cfg, args.records, None if recorded else finished_nets(args.runs_dir))

@@ -174,10 +174,9 @@ def test_progress_agrees_with_the_config_hash_rule_on_the_committed_standard_rec
     """The report matches records to jobs by overrides; run_grid skips jobs by config hash. On the committed
     records both must call the same jobs recorded."""
     from hydra import initialize_config_dir
-    from omegaconf import OmegaConf
 
     from engine.records import config_hash
-    from experiments.grid import GRIDS, expand
+    from experiments.grid import GRIDS, grid_jobs
 
     run_grid = _load_run_grid()
     records = ROOT / "results" / "records"
@@ -185,6 +184,6 @@ def test_progress_agrees_with_the_config_hash_rule_on_the_committed_standard_rec
     by_overrides = sum(len(c["ok"]) for c in progress(GRIDS / "standard.yaml", ok + failed))
     hashes = {r["config_hash"] for r in ok if r["profile"] == "standard"}
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        jobs = [job for sweep in OmegaConf.load(GRIDS / "standard.yaml").sweeps for job in expand(list(sweep))]
+        jobs = [job for *_, job in grid_jobs(GRIDS / "standard.yaml")]
         by_hash = sum(config_hash(run_grid.job_config(job, "standard")) in hashes for job in jobs)
     assert by_overrides == by_hash > 0

@@ -41,14 +41,23 @@ def values(rows, metric) -> list[float]:
     return [float(r[metric]) for r in rows if isinstance(r.get(metric), (int, float)) and not math.isnan(r[metric])]
 
 
+HARDWARE_BOUND = ("step_img_s",)  # metrics whose value is the hardware's: never averaged across machines
+
+
 def summary_table(rows, keys: tuple[str, ...], metrics: tuple[str, ...]) -> list[dict]:
-    """One row per cell: mean and std of each metric, n, params, MACs."""
+    """One row per cell: mean and std of each metric, n, params, MACs. A ``HARDWARE_BOUND`` metric is summarized
+    over the runs of one hardware only (the cell's most frequent, ``speed_hardware``), named with its n."""
     table = []
     for key, cell in group(rows, keys).items():
         row = dict(zip(keys, key))
         for m in metrics:
-            s = summarize(values(cell, m))
-            row.update({f"{m}_mean": s.mean, f"{m}_std": s.std})
+            runs, where = cell, {}
+            if m in HARDWARE_BOUND:
+                by_hw = by_speed_hardware(cell)
+                hw = max(sorted(by_hw), key=lambda h: len(by_hw[h]))
+                runs, where = by_hw[hw], {f"{m}_hardware": hw, f"{m}_n": len(by_hw[hw])}
+            s = summarize(values(runs, m))
+            row.update({f"{m}_mean": s.mean, f"{m}_std": s.std, **where})
         row.update({"n": len(cell), "params": cell[0].get("params"), "macs": cell[0].get("macs")})
         table.append(row)
     return table
@@ -88,18 +97,21 @@ def speed_hardware(hardware: str) -> str:
     return f"{parts[0]}, {threads[1]} thread(s)" if threads and len(parts) == 2 else parts[0]
 
 
+def by_speed_hardware(rows) -> dict[str, list[dict]]:
+    """``rows`` grouped by the hardware that sets their img/s (``speed_hardware``)."""
+    out: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        out[speed_hardware(r.get("hardware") or "unknown hardware")].append(r)
+    return out
+
+
 def same_hardware(cell, base) -> tuple[str | None, list[dict], list[dict]]:
     """The runs of ``cell`` and ``base`` measured on one kind of hardware (img/s compares only there).
 
     Records of one cell can come from a CPU and a GPU (a grid accumulates across machines); the hardware
     with the most paired runs (min of the two n) is kept, ties to the more runs in all. None when the two
     cells share no hardware."""
-    def by_hw(rows):
-        out: dict[str, list[dict]] = defaultdict(list)
-        for r in rows:
-            out[speed_hardware(r.get("hardware") or "unknown hardware")].append(r)
-        return out
-    a, b = by_hw(cell), by_hw(base)
+    a, b = by_speed_hardware(cell), by_speed_hardware(base)
     common = sorted(hw for hw in a if hw in b)
     if not common:
         return None, [], []

@@ -169,7 +169,10 @@ def test_speed_verdicts_compare_img_s_on_one_hardware_only():
     # alpha=0.5 is slower than alpha=0 on each machine; pooled over both machines it would look faster
     rows = (runs(0.0, [7000, 7100, 6900], gpu) + runs(0.0, [100, 110], cpu)
             + runs(0.5, [3000, 3100, 3050], gpu) + runs(0.5, [60, 62, 61], cpu))
-    _, verdicts, facts = rules.octave(rows, {})
+    table, verdicts, facts = rules.octave(rows, {})
+    base = next(r for r in table if r["alpha"] == 0.0)  # the summary's img/s: the GPU runs only, never pooled
+    assert (base["step_img_s_mean"], base["step_img_s_n"], base["n"]) == (7000, 3, 5)
+    assert base["step_img_s_hardware"] == "NVIDIA H100 80GB HBM3"
     speed = next(v for v in verdicts if v["metric"] == "step_img_s")
     assert speed["claim"].endswith("on NVIDIA H100 80GB HBM3") and (speed["n_a"], speed["n_b"]) == (3, 3)  # GPU: 3 pairs, CPU: 2
     assert speed["verdict"] == "not reproduced"

@@ -46,14 +46,15 @@ HARDWARE_BOUND = ("step_img_s",)  # metrics whose value is the hardware's: never
 
 def summary_table(rows, keys: tuple[str, ...], metrics: tuple[str, ...]) -> list[dict]:
     """One row per cell: mean and std of each metric, n, params, MACs. A ``HARDWARE_BOUND`` metric is summarized
-    over the runs of one hardware only (the cell's most frequent, ``speed_hardware``), named with its n."""
+    over the runs of one hardware only (the one with the most runs that measured it, ``speed_hardware``), named
+    with its n."""
     table = []
     for key, cell in group(rows, keys).items():
         row = dict(zip(keys, key))
         for m in metrics:
             runs, where = cell, {}
             if m in HARDWARE_BOUND:
-                by_hw = by_speed_hardware(cell)
+                by_hw = by_speed_hardware([r for r in cell if values([r], m)]) or {"none": []}
                 hw = max(sorted(by_hw), key=lambda h: len(by_hw[h]))
                 runs, where = by_hw[hw], {f"{m}_hardware": hw, f"{m}_n": len(by_hw[hw])}
             s = summarize(values(runs, m))

@@ -173,6 +173,9 @@ def test_speed_verdicts_compare_img_s_on_one_hardware_only():
     base = next(r for r in table if r["alpha"] == 0.0)  # the summary's img/s: the GPU runs only, never pooled
     assert (base["step_img_s_mean"], base["step_img_s_n"], base["n"]) == (7000, 3, 5)
     assert base["step_img_s_hardware"] == "NVIDIA H100 80GB HBM3"
+    unmeasured = [dict(r, step_img_s=None) for r in runs(0.0, [1, 1, 1, 1], cpu)]  # older records: no img/s
+    (row,) = rules.summary_table(runs(0.0, [7000, 7100], gpu) + unmeasured, ("alpha",), ("step_img_s",))
+    assert (row["step_img_s_mean"], row["step_img_s_n"], row["n"]) == (7050, 2, 6)
     speed = next(v for v in verdicts if v["metric"] == "step_img_s")
     assert speed["claim"].endswith("on NVIDIA H100 80GB HBM3") and (speed["n_a"], speed["n_b"]) == (3, 3)  # GPU: 3 pairs, CPU: 2
     assert speed["verdict"] == "not reproduced"

@@ -379,6 +379,24 @@ def test_involution_gradcheck(case):
                                     (x.requires_grad_(), ker.requires_grad_()))
 
 
+@pytest.mark.parametrize("k, s", [(3, 1), (7, 1), (3, 2)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_involution_ops_fake_kernels_match_the_real_ops(k, s, channels_last):
+    """torch.library.opcheck: schema, autograd registration and fake (meta) kernels against the real ops. The fake
+    kernels decide the strides torch.compile assumes: RedNet trains channels_last, so x arrives channels_last and
+    the kernel as a strided view of a channels_last conv output."""
+    torch.manual_seed(0)
+    x, ker = _inv_inputs(2, 32, 2, 8, 8, k, s)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+        ker = ker.permute(0, 3, 4, 1, 2).contiguous().permute(0, 3, 4, 1, 2)  # (B, Ho, Wo, G, K*K) storage
+        assert not ker.is_contiguous()
+    grad = torch.randn(2, 32, *ker.shape[-2:])
+    torch.library.opcheck(torch.ops.convdesign.involution.default,
+                          (x.requires_grad_(), ker.requires_grad_(), k, s))
+    torch.library.opcheck(torch.ops.convdesign.involution_backward.default, (grad, x.detach(), ker.detach(), k, s))
+
+
 @pytest.mark.parametrize("stride", [1, 2])
 def test_involution_whole_batch_pass_equals_the_cpu_batch_chunks(stride, monkeypatch):
     """CPU splits the tap loop into ~1 MiB batch chunks, CUDA runs it over the whole batch: same numbers, bit for bit."""

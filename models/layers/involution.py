@@ -159,7 +159,8 @@ def _involution_bwd(
 
 @_involution_bwd.register_fake
 def _(grad, x, kernel, kernel_size, stride):
-    return torch.empty_like(x), torch.empty_like(kernel)
+    # contiguous, as the op returns them (empty_like would copy a channels_last x's strides: torch.compile fails)
+    return x.new_empty(x.shape), kernel.new_empty(kernel.shape)
 
 
 def _setup_context(ctx, inputs, output):

@@ -329,14 +329,17 @@ def recipe_tuning(rows, claim: dict, current: dict | None = None) -> tuple[list[
     table = sorted(summary_table(rows, ("model", *RECIPE), ("val_acc", "test_acc")),
                    key=lambda r: -r["val_acc_mean"] if r["val_acc_mean"] == r["val_acc_mean"] else math.inf)
     by = {k: cell for k, cell in group(rows, RECIPE).items() if values(cell, "val_acc")}
-    best = max(by, key=lambda k: summarize(values(by[k], "val_acc")).mean)
     now = tuple(current[k] for k in RECIPE)
     label = lambda k: ", ".join(f"{n}={v}" for n, v in zip(RECIPE, k))  # noqa: E731
+    best = max(by, key=lambda k: summarize(values(by[k], "val_acc")).mean)
     facts = [fact(f"best recipe by mean validation accuracy: {label(best)}", "val_acc",
                   summarize(values(by[best], "val_acc")).mean)]
+    untested = lambda why: [no_verdict(f"the best recipe beats the current one ({label(now)})", "val_acc",  # noqa: E731
+                                       by[best], by.get(now, []), why)]
     if now not in by:
-        return table, [{"claim": f"the best recipe beats the current one ({label(now)})", "metric": "val_acc",
-                        "verdict": "no verdict: the current recipe has no tuning runs"}], facts
+        return table, untested("the current recipe has no tuning runs"), facts
+    if len(by) < 2:  # the current recipe alone is the best of one: nothing is selected yet
+        return table, untested("1 recipe recorded, nothing to compare yet"), []
     if best == now:
         return table, [], facts + [fact(f"the current recipe ({label(now)}) is the best by validation accuracy",
                                          "val_acc", summarize(values(by[now], "val_acc")).mean)]

@@ -89,6 +89,8 @@ def test_recipe_tuning_selects_on_validation_and_tests_the_best_against_the_curr
     assert same[1] == [] and "is the best" in same[2][1]["claim"]
     missing = rules.recipe_tuning(_tuning(0.2, [87.0, 87.2]), {}, current)[1]
     assert missing[0]["verdict"] == "no verdict: the current recipe has no tuning runs"
+    alone = rules.recipe_tuning(_tuning(0.1, [88.0]), {}, current)  # the grid's first run: no best of one yet
+    assert alone[2] == [] and alone[1][0]["verdict"] == "no verdict: 1 recipe recorded, nothing to compare yet"
 
 
 def test_current_recipe_is_what_the_standard_profile_composes():

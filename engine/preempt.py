@@ -1,5 +1,6 @@
-"""Preemption: SIGTERM (SLURM time limit / preemption, ``kill``) and SIGUSR1 (``sbatch --signal``) stop a
-run at a safe point instead of killing it.
+"""Preemption: SIGTERM (SLURM time limit / preemption, ``kill``), SIGUSR1 (``sbatch --signal``) and Ctrl-C
+(SIGINT) stop a run at a safe point instead of killing it. A second Ctrl-C stops at once (plain
+``KeyboardInterrupt``; the checkpoint of the last finished epoch is kept).
 
 While ``fit`` trains, a signal only sets a flag; the loop checks it after every optimiser step, writes a
 checkpoint of the exact position (epoch, step, data order, RNG) and raises :class:`Preempted`. Outside
@@ -19,7 +20,7 @@ import torch
 from engine import distributed as dist
 
 log = logging.getLogger(__name__)
-SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGUSR1") if hasattr(signal, name))
+SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGUSR1", "SIGINT") if hasattr(signal, name))
 
 
 class Preempted(KeyboardInterrupt):
@@ -41,7 +42,8 @@ class Preemption:
 
     def install(self) -> "Preemption":
         if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
-            self._previous = {s: signal.signal(s, self._handle) for s in SIGNALS}
+            self._previous = {s: signal.signal(s, self._handle) for s in SIGNALS
+                              if not (s == signal.SIGINT and signal.getsignal(s) is signal.SIG_IGN)}  # `cmd &` in a script
         return self
 
     def uninstall(self) -> None:
@@ -50,7 +52,9 @@ class Preemption:
         self._previous = {}
 
     def _handle(self, signum, frame) -> None:
-        self.signum = signum
+        if signum == signal.SIGINT and self.signum == signal.SIGINT:  # Ctrl-C twice: do not wait for the step
+            raise KeyboardInterrupt("Ctrl-C twice: stopped at once")
+        self.signum = self.signum or signum  # the first signal is the reason (run_grid forwards SIGTERM after Ctrl-C)
         if not self._deferred:
             raise Preempted(signum)
         log.warning("received %s: stopping after the current step", signal.Signals(signum).name)

@@ -11,8 +11,10 @@ from the wall times of the records. Jobs then run in grid order, ``--jobs`` at a
 each (two 1-thread jobs on a 2-core CPU; several jobs share one GPU), each in a fixed run dir
 (multirun/grid-<name>/<hash>, console output in <hash>.log) so a killed job resumes from its checkpoint.
 A job recorded meanwhile (another machine filling the same records) is skipped when its turn comes.
-``--stop-after`` starts no new job after that many minutes. A failed job is recorded as failed, reported,
-and the grid goes on; the exit code is 1 if any job failed. Each dataset the jobs need is loaded once first:
+``--stop-after`` starts no new job after that many minutes. Ctrl-C or SIGTERM starts no new job and asks the
+running ones to checkpoint where they are (they stop after their current step); rerunning the same command
+resumes them (exit 128 + the signal). A failed job is recorded as failed, reported, and the grid goes on; the
+exit code is 1 if any job failed. Each dataset the jobs need is loaded once first:
 a missing copy stops the grid in one line (exit 2) before any job starts or records a failure.
 
 A grid with ``record: false`` (``probe_nets``) trains nets for the trained probes: its jobs run whether or not
@@ -26,6 +28,7 @@ import argparse
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -137,23 +140,58 @@ def done(cfg: DictConfig, records_dir: Path, nets: dict[tuple[str, str], Path] |
     return (experiment_of(cfg), config_hash(cfg)) in nets
 
 
-def run_job(cmd: list[str], run_dir: Path) -> tuple[int, float]:
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+INTERRUPTED = {128 + s for s in STOP_SIGNALS} | {-s for s in STOP_SIGNALS}  # a job's exit code when a signal stopped it
+
+
+class Stop:
+    """Ctrl-C or SIGTERM to the grid: start no new job, and send each running job SIGTERM, so it checkpoints
+    after its current step (``engine.preempt``; a job in the terminal's process group also gets the Ctrl-C)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.running: set[subprocess.Popen] = set()
+
+    def install(self) -> "Stop":
+        if threading.current_thread() is threading.main_thread():
+            for s in STOP_SIGNALS:
+                if not (s == signal.SIGINT and signal.getsignal(s) is signal.SIG_IGN):  # `cmd &` in a script
+                    signal.signal(s, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        first = self.signum is None
+        self.signum = signum
+        if first:
+            print(f"run_grid: {signal.Signals(signum).name}: no new job; running jobs checkpoint and stop", flush=True)
+            for proc in list(self.running):
+                proc.send_signal(signal.SIGTERM)
+
+
+def run_job(cmd: list[str], run_dir: Path, stop: Stop) -> tuple[int, float]:
     """Run one job with its console output in ``<run_dir>.log``; (exit code, minutes)."""
     log_path = Path(f"{run_dir}.log")
     log_path.parent.mkdir(parents=True, exist_ok=True)
     t = time.time()
     with open(log_path, "w") as log:
-        code = subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT).returncode
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        stop.running.add(proc)
+        try:
+            code = proc.wait()
+        finally:
+            stop.running.discard(proc)
     return code, (time.time() - t) / 60
 
 
 def run_pool(todo: list[tuple[list[str], Path, Callable[[], bool]]], profile: str, flags: list[str],
-             args: argparse.Namespace) -> list[str]:
+             args: argparse.Namespace, stop: Stop | None = None) -> list[str]:
     """Run ``todo`` (job, run dir, is-it-done-now) in grid order, ``args.jobs`` at a time; start none after
-    ``args.stop_after`` minutes, and none that got done meanwhile (a record from another machine or grid).
+    ``args.stop_after`` minutes, none after ``stop`` got a signal or a job was stopped by one, and none that got
+    done meanwhile (a record from another machine or grid).
 
     Returns the jobs that failed. Each job's overrides, exit code and minutes are printed as it ends.
     """
+    stop = stop or Stop()
     t0, failed, lock = time.time(), [], threading.Lock()
     queue = list(enumerate(todo, 1))
 
@@ -161,17 +199,21 @@ def run_pool(todo: list[tuple[list[str], Path, Callable[[], bool]]], profile: st
         while True:
             with lock:
                 late = args.stop_after is not None and (time.time() - t0) / 60 >= args.stop_after
-                if not queue or late:
+                if not queue or late or stop.signum is not None:
                     return
                 i, (job, run_dir, done_now) = queue.pop(0)
             if done_now():
                 print(f"  [{i}/{len(todo)}] skipped, done meanwhile: {' '.join(job)}", flush=True)
                 continue
-            code, minutes = run_job(job_command(run_dir, job, profile, args.threads, args.extra, flags), run_dir)
+            code, minutes = run_job(job_command(run_dir, job, profile, args.threads, args.extra, flags), run_dir, stop)
             with lock:
-                state = "ok" if code == 0 else f"FAILED (exit {code}, see {run_dir}.log)"
+                if code in INTERRUPTED:  # checkpointed, no record: the next run of the grid resumes it
+                    stop.signum = stop.signum or abs(code) % 128
+                    state = "interrupted (checkpointed)"
+                else:
+                    state = "ok" if code == 0 else f"FAILED (exit {code}, see {run_dir}.log)"
                 print(f"  [{i}/{len(todo)}] {state} in {minutes:.1f} min: {' '.join(job)}", flush=True)
-                if code != 0:
+                if code != 0 and code not in INTERRUPTED:
                     failed.append(" ".join(job))
 
     threads = [threading.Thread(target=worker) for _ in range(args.jobs)]
@@ -179,7 +221,9 @@ def run_pool(todo: list[tuple[list[str], Path, Callable[[], bool]]], profile: st
         th.start()
     for th in threads:
         th.join()
-    if queue:
+    if queue and stop.signum is not None:
+        print(f"stopped by {signal.Signals(stop.signum).name}: {len(queue)} jobs not started", flush=True)
+    elif queue:
         print(f"stopped after {args.stop_after} min (--stop-after): {len(queue)} jobs not started", flush=True)
     return failed
 
@@ -241,10 +285,16 @@ def main() -> None:
     if missing:
         print(f"run_grid: no job started: {missing}", file=sys.stderr)
         sys.exit(2)
-    failed = run_pool(todo, profile, [] if recorded else UNRECORDED, args)
+    stop = Stop().install()
+    failed = run_pool(todo, profile, [] if recorded else UNRECORDED, args, stop)
     if failed:
         what = "recorded as failed" if recorded else "see their run dirs"
-        sys.exit(f"run_grid: {len(failed)} jobs of grid {name} failed ({what}): " + "; ".join(failed))
+        print(f"run_grid: {len(failed)} jobs of grid {name} failed ({what}): " + "; ".join(failed), file=sys.stderr)
+    if stop.signum is not None:
+        print(f"run_grid: stopped by {signal.Signals(stop.signum).name}; rerun the same command to resume",
+              file=sys.stderr)
+        sys.exit(128 + stop.signum)
+    sys.exit(1 if failed else 0)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -132,12 +133,48 @@ def test_the_pool_asks_again_before_each_job_and_skips_one_done_meanwhile(capsys
 
     run_grid = _load_run_grid()
     ran = []
-    monkeypatch.setattr(run_grid, "run_job", lambda cmd, run_dir: (ran.append(run_dir.name), (0, 0.1))[1])
+    monkeypatch.setattr(run_grid, "run_job", lambda cmd, run_dir, stop: (ran.append(run_dir.name), (0, 0.1))[1])
     todo = [(["seed=0"], Path("a"), lambda: False), (["seed=1"], Path("b"), lambda: True), (["seed=2"], Path("c"), lambda: False)]
     args = argparse.Namespace(jobs=1, stop_after=None, threads=1, extra=[])
     assert run_grid.run_pool(todo, "quick", [], args) == []
     assert ran == ["a", "c"]
     assert "[2/3] skipped, done meanwhile: seed=1" in capsys.readouterr().out
+
+
+def test_a_job_stopped_by_a_signal_is_not_failed_and_the_pool_starts_no_other(capsys, monkeypatch):
+    """Ctrl-C reaches the job too: it checkpoints and exits 130. The grid starts nothing more and records no failure."""
+    import argparse
+    import signal
+
+    run_grid = _load_run_grid()
+    ran = []
+    codes = {"a": 0, "b": 128 + signal.SIGINT, "c": 0}
+    monkeypatch.setattr(run_grid, "run_job", lambda cmd, run_dir, stop: (ran.append(run_dir.name), (codes[run_dir.name], 0.1))[1])
+    todo = [([f"seed={i}"], Path(n), lambda: False) for i, n in enumerate("abc")]
+    stop = run_grid.Stop()
+    assert run_grid.run_pool(todo, "quick", [], argparse.Namespace(jobs=1, stop_after=None, threads=1, extra=[]), stop) == []
+    assert ran == ["a", "b"] and stop.signum == signal.SIGINT
+    out = capsys.readouterr().out
+    assert "[2/3] interrupted (checkpointed)" in out and "stopped by SIGINT: 1 jobs not started" in out
+
+
+def test_a_signal_to_the_grid_sends_its_running_jobs_sigterm(tmp_path):
+    import signal
+    import threading
+
+    run_grid = _load_run_grid()
+    stop, result = run_grid.Stop(), []
+    job = threading.Thread(target=lambda: result.append(run_grid.run_job(
+        [sys.executable, "-c", "import time; time.sleep(60)"], tmp_path / "job", stop)))
+    job.start()
+    deadline = time.time() + 30
+    while not stop.running:
+        assert time.time() < deadline
+        time.sleep(0.01)
+    stop._handle(signal.SIGINT, None)  # what Ctrl-C to run_grid runs
+    job.join(timeout=30)
+    (code, minutes), = result
+    assert code == -signal.SIGTERM and minutes < 0.5 and stop.signum == signal.SIGINT and not stop.running
 
 
 def test_progress_merges_a_cells_seeds_across_sweeps_and_tells_ok_from_failed_runs(tmp_path):

@@ -152,6 +152,36 @@ def test_a_signal_outside_the_loop_raises_at_once_and_inside_waits_for_a_safe_po
     assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL
 
 
+def test_ctrl_c_checkpoints_at_the_next_step_and_a_second_ctrl_c_stops_at_once():
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (`cmd &` ignores SIGINT)
+    stop = Preemption().install()
+    try:
+        with stop.deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.1)
+            assert stop.requested(torch.device("cpu"))  # noted: the loop writes its exact checkpoint first
+            os.kill(os.getpid(), signal.SIGTERM)  # run_grid forwards SIGTERM after a Ctrl-C
+            time.sleep(0.1)
+            assert stop.signum == signal.SIGINT  # the first signal stays the reason
+            with pytest.raises(KeyboardInterrupt, match="Ctrl-C twice") as second:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(1)
+            assert not isinstance(second.value, Preempted)  # no exact checkpoint: the epoch one is kept
+        with pytest.raises(Preempted, match="SIGINT"):
+            stop.stop("at epoch 1, step 2")
+    finally:
+        stop.uninstall()
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        signal.signal(signal.SIGINT, before)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # started with SIGINT ignored (`cmd &` in a script): it stays so
+    try:
+        ignored = Preemption().install()
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        ignored.uninstall()
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 # ---------------------------------------------------------------------------------------------- DDP
 def _free_port() -> int:
     with socket.socket() as s:

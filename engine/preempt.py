@@ -23,6 +23,15 @@ log = logging.getLogger(__name__)
 SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGUSR1", "SIGINT") if hasattr(signal, name))
 
 
+def install_handlers(signals, handler) -> dict[int, object]:
+    """Install ``handler`` for ``signals`` and return the handlers it replaced. Only the main thread can (elsewhere:
+    none installed); a SIGINT ignored at start (``cmd &`` in a script) stays ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {s: signal.signal(s, handler) for s in signals
+            if not (s == signal.SIGINT and signal.getsignal(s) is signal.SIG_IGN)}
+
+
 class Preempted(KeyboardInterrupt):
     """The run was stopped by a signal; its state is saved where it could be (status ``interrupted``)."""
 
@@ -41,9 +50,7 @@ class Preemption:
         self._previous: dict[int, object] = {}
 
     def install(self) -> "Preemption":
-        if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
-            self._previous = {s: signal.signal(s, self._handle) for s in SIGNALS
-                              if not (s == signal.SIGINT and signal.getsignal(s) is signal.SIG_IGN)}  # `cmd &` in a script
+        self._previous = install_handlers(SIGNALS, self._handle)
         return self
 
     def uninstall(self) -> None:

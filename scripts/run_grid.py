@@ -42,6 +42,7 @@ from hydra import initialize_config_dir  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from engine.job import unwrap  # noqa: E402
+from engine.preempt import install_handlers  # noqa: E402
 from engine.provenance import machine_name  # noqa: E402
 from engine.records import config_hash, experiment_of, find_record  # noqa: E402
 from engine.rundir import read_metrics  # noqa: E402
@@ -153,19 +154,16 @@ class Stop:
         self.running: set[subprocess.Popen] = set()
 
     def install(self) -> "Stop":
-        if threading.current_thread() is threading.main_thread():
-            for s in STOP_SIGNALS:
-                if not (s == signal.SIGINT and signal.getsignal(s) is signal.SIG_IGN):  # `cmd &` in a script
-                    signal.signal(s, self._handle)
+        install_handlers(STOP_SIGNALS, self._handle)
         return self
 
     def _handle(self, signum, frame) -> None:
-        first = self.signum is None
+        if self.signum is not None:  # the first signal is the reason, and the jobs have their SIGTERM
+            return
         self.signum = signum
-        if first:
-            print(f"run_grid: {signal.Signals(signum).name}: no new job; running jobs checkpoint and stop", flush=True)
-            for proc in list(self.running):
-                proc.send_signal(signal.SIGTERM)
+        print(f"run_grid: {signal.Signals(signum).name}: no new job; running jobs checkpoint and stop", flush=True)
+        for proc in list(self.running):
+            proc.send_signal(signal.SIGTERM)
 
 
 def run_job(cmd: list[str], run_dir: Path, stop: Stop) -> tuple[int, float]:
@@ -207,14 +205,15 @@ def run_pool(todo: list[tuple[list[str], Path, Callable[[], bool]]], profile: st
                 continue
             code, minutes = run_job(job_command(run_dir, job, profile, args.threads, args.extra, flags), run_dir, stop)
             with lock:
-                if code in INTERRUPTED:  # checkpointed, no record: the next run of the grid resumes it
+                if code == 0:
+                    state = "ok"
+                elif code in INTERRUPTED:  # checkpointed, no record: the next run of the grid resumes it
                     stop.signum = stop.signum or abs(code) % 128
                     state = "interrupted (checkpointed)"
                 else:
-                    state = "ok" if code == 0 else f"FAILED (exit {code}, see {run_dir}.log)"
-                print(f"  [{i}/{len(todo)}] {state} in {minutes:.1f} min: {' '.join(job)}", flush=True)
-                if code != 0 and code not in INTERRUPTED:
+                    state = f"FAILED (exit {code}, see {run_dir}.log)"
                     failed.append(" ".join(job))
+                print(f"  [{i}/{len(todo)}] {state} in {minutes:.1f} min: {' '.join(job)}", flush=True)
 
     threads = [threading.Thread(target=worker) for _ in range(args.jobs)]
     for th in threads:

@@ -2,7 +2,7 @@
 
 1. Involution aggregation (B=32, C=64, 32x32, K=7, stride 1, G=4, forward+backward): the default
    ``involution`` custom op vs the ``nn.Unfold`` reference (seed 003). Targets: >= 2.5x faster and
-   <= 1/4 of the reference's extra peak memory.
+   <= 1/4 of the reference's extra peak memory. Also the op on channels_last inputs, as RedNet trains.
 2. ``SymPadConv2d`` (C2sp) vs a plain VALID 2x2 conv and vs ``SamePadConv2d`` (C2), forward+backward,
    with three exact implementations of the symmetric pad (target overhead <= 15%).
 3. ``BlurPool2d`` vs the seed-002 ``Downsample`` (forward+backward).
@@ -138,7 +138,11 @@ def main() -> None:
     ker = torch.randn(B, G, K * K, H, H, requires_grad=True)
     with torch.no_grad():
         assert torch.allclose(involution(x, ker, K), involution_unfold(x, ker, K), atol=1e-4)
+    # as RedNet trains (channels_last): x channels_last, the kernel a view of a channels_last conv output
+    x_cl = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_()
+    ker_cl = ker.detach().flatten(1, 2).contiguous(memory_format=torch.channels_last).view_as(ker).requires_grad_()
     inv_fns = {"involution (default, tap loop)": fwd_bwd(lambda a, b: involution(a, b, K), x, ker),
+               "involution, channels_last inputs": fwd_bwd(lambda a, b: involution(a, b, K), x_cl, ker_cl),
                "involution_unfold (seed 003 ref)": fwd_bwd(lambda a, b: involution_unfold(a, b, K), x, ker)}
     inv_t = {n: bench(f, args.warmup, reps) for n, f in inv_fns.items()}
 

@@ -14,7 +14,8 @@ Aggregation (stride s, K x K, zero padding ``(K-1)//2``, groups G, channel c in 
 autograd formula and a registered FLOP formula (so ``torch.utils.flop_counter.FlopCounterMode`` and
 ``models.complexity.profile`` count ``C*K*K`` MACs per output pixel). Forward and backward save only
 ``x`` and ``kernel`` and loop over the K*K taps with shifted slices of the zero-padded input
-(stride 1: one contiguous 1-D slice per tap of the flattened padded image, see ``_Layout``); on CPU
+(stride 1: one contiguous 1-D slice per tap of the flattened padded image, see ``_Layout``; a
+channels_last ``x`` is made contiguous first, one copy instead of K*K strided passes); on CPU
 in batch chunks of ~1 MiB so the 49 passes stay cache-resident, on CUDA over the whole batch at once
 (49 large kernels, not 49 per chunk). Memory O(|x| + |kernel|) instead of O(K*K*|x|); low-precision
 inputs accumulate in fp32. On CPU (B=32, C=64, 32x32, K=7, fwd+bwd) it is
@@ -111,7 +112,7 @@ def _involution_fwd(x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, str
     lay = _Layout(h, w, kernel_size, stride)
     acc = torch.float32 if x.dtype in _LOW_PRECISION else x.dtype
     kk = kernel_size * kernel_size
-    xf = lay.view(F.pad(x, lay.pad).view(b, g, c // g, lay.rows * lay.row))
+    xf = lay.view(F.pad(x.contiguous(), lay.pad).view(b, g, c // g, lay.rows * lay.row))
     # kernel laid out like the output (scratch columns zero), (B, G, 1, K*K, *out_shape)
     kf = F.pad(kernel.to(acc), (0, lay.ocols - wo)).view(b, g, 1, kk, *lay.out_shape())
     out = torch.zeros(b, g, c // g, *lay.out_shape(), dtype=acc, device=x.device)
@@ -137,7 +138,7 @@ def _involution_bwd(
     lay = _Layout(h, w, kernel_size, stride)
     acc = torch.float32 if x.dtype in _LOW_PRECISION else x.dtype
     kk = kernel_size * kernel_size
-    xf = lay.view(F.pad(x, lay.pad).view(b, g, c // g, lay.rows * lay.row))
+    xf = lay.view(F.pad(x.contiguous(), lay.pad).view(b, g, c // g, lay.rows * lay.row))
     # zero scratch columns in the output gradient, so they scatter nothing into grad_x
     go = F.pad(grad.to(acc), (0, lay.ocols - wo)).reshape(b, g, c // g, *lay.out_shape())
     kf = F.pad(kernel.to(acc), (0, lay.ocols - wo)).view(b, g, 1, kk, *lay.out_shape())

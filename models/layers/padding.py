@@ -96,6 +96,13 @@ def symmetric_pad_sizes(kernel_size: int, order: str = "seed000") -> list[tuple[
     return [pads[c] for c in SYMPAD_ORDERS[order]]
 
 
+def _memory_format(x: torch.Tensor) -> torch.memory_format:
+    """channels_last for a channels_last NCHW tensor, else contiguous."""
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        return torch.channels_last
+    return torch.contiguous_format
+
+
 class _SymmetricPad(torch.autograd.Function):
     """Fused symmetric pad: one output allocation, each group copied once to its offset, only the
     border strips zeroed; backward = one concatenation of the four crops of the gradient."""
@@ -104,7 +111,8 @@ class _SymmetricPad(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, kernel_size: int, order: str) -> torch.Tensor:
         b, c, h, w = x.shape
         q = c // 4
-        out = x.new_empty(b, c, h + kernel_size - 1, w + kernel_size - 1)
+        out = torch.empty(b, c, h + kernel_size - 1, w + kernel_size - 1, dtype=x.dtype, device=x.device,
+                          memory_format=_memory_format(x))  # x's layout: a channels_last conv reads it as is
         for g, (l, r, t, bt) in enumerate(symmetric_pad_sizes(kernel_size, order)):
             o = out[:, g * q:(g + 1) * q]
             if t:

@@ -208,6 +208,8 @@ def fit(cfg: DictConfig, model: torch.nn.Module, device: torch.device, logger, o
     progress = restore(state, s.model, s.optimizer, s.scheduler, s.gen) if state else Progress()
     if state:
         log.info("resumed from %s %s", out_dir / "checkpoints" / "last.pt", progress.where())
+        if progress.resume_note:
+            log.warning("%s", progress.resume_note)
     progress.open_segment(provenance.environment(device))
     setup_s = time.perf_counter() - t_setup
     with stop.deferred():

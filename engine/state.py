@@ -8,6 +8,7 @@ belongs to (``config``: resolved; ``config_hash`` / ``training_config``: see ``e
 """
 from __future__ import annotations
 
+import hashlib
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -40,6 +41,7 @@ class Progress:
     images_seen: int = 0
     partial: EpochPosition | None = None
     segments: list[dict] = field(default_factory=list)
+    resume_note: str | None = None  # what a resume could not restore exactly (``set_rng_state``); goes into the segment
     _base: tuple[float, float] = field(default=(0.0, 0.0), repr=False)  # trained_s(), clock: open segment's start
 
     def where(self) -> str:
@@ -56,7 +58,8 @@ class Progress:
         fresh = not self.epoch and not self.partial
         self._base = (self.trained_s(), time.perf_counter())
         self.segments.append({"from": "start" if fresh else self.where(), "to": None, "started": provenance.now(),
-                              "ended": None, "train_time_s": 0.0, "wall_s": 0.0, **environment})
+                              "ended": None, "train_time_s": 0.0, "wall_s": 0.0, **environment,
+                              **({"note": self.resume_note} if self.resume_note else {})})
 
     def close_segment(self) -> None:
         """Bring the open segment up to now (before each checkpoint and at the end): a killed process loses
@@ -70,16 +73,30 @@ class Progress:
 def rng_state(gen: torch.Generator) -> dict:
     return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-            "data": gen.get_state()}
+            "data": gen.get_state(), "data_device": gen.device.type}
 
 
-def set_rng_state(s: dict, gen: torch.Generator) -> None:
+def set_rng_state(s: dict, gen: torch.Generator) -> str | None:
+    """Restore every RNG; None, or a note when the data generator (augmentation draws, epoch orders) cannot be.
+
+    That generator lives on the training device, and a CUDA generator's state (Philox) does not fit a CPU one
+    (mt19937) nor the reverse: a checkpoint from a GPU lease that resumes on a CPU (or back) reseeds it from the
+    saved state, so the same checkpoint always continues the same way. Weights, optimiser, schedule, the other
+    RNGs and a preempted epoch's data order still restore exactly; only the later random draws differ from an
+    uninterrupted run on the first device (which the two devices' generators never matched anyway).
+    """
     random.setstate(s["python"])
     np.random.set_state(s["numpy"])
     torch.set_rng_state(s["torch"])
     if s["cuda"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(s["cuda"])
-    gen.set_state(s["data"])
+    saved = s.get("data_device")  # None in checkpoints written before the key: told apart by the state's size
+    if s["data"].numel() == gen.get_state().numel() and saved in (None, gen.device.type):
+        gen.set_state(s["data"])
+        return None
+    gen.manual_seed(int.from_bytes(hashlib.sha256(s["data"].numpy().tobytes()).digest()[:8], "little") >> 1)
+    return (f"data RNG reseeded: the checkpoint's data generator ran on {saved or 'another device type'}, this "
+            f"run trains on {gen.device.type} (augmentation draws differ from here on; all else restored exactly)")
 
 
 def training_state(cfg: DictConfig, model, optimizer, scheduler, gen: torch.Generator, progress: Progress,
@@ -99,7 +116,7 @@ def restore(state: dict, model, optimizer, scheduler, gen: torch.Generator) -> P
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
-    set_rng_state(state["rng"], gen)
+    note = set_rng_state(state["rng"], gen)
     partial = state.get("partial_epoch")
     return Progress(state["epoch"], state["history"], state["train_time_s"], state["images_seen"],
-                    EpochPosition(**partial) if partial else None, list(state.get("segments", [])))
+                    EpochPosition(**partial) if partial else None, list(state.get("segments", [])), note)

@@ -125,6 +125,64 @@ def test_sigterm_checkpoints_mid_epoch_and_the_rerun_matches_an_uninterrupted_ru
     assert [(g["from"], g["to"]) for g in ref_m["segments"]] == [("start", f"after epoch {epochs}")]
 
 
+# A CUDA generator's state (Philox: seed and offset, 16 bytes) as a GPU lease's checkpoint holds it.
+def _cuda_data_state() -> torch.Tensor:
+    if torch.cuda.is_available():
+        gen = torch.Generator(device="cuda")
+        gen.manual_seed(7)
+        return gen.get_state()
+    return torch.tensor([7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], dtype=torch.uint8)
+
+
+def test_the_data_generator_restores_exactly_on_its_device_type_and_reseeds_across_types():
+    from engine.state import rng_state, set_rng_state
+
+    gen = torch.Generator().manual_seed(3)
+    torch.randperm(10, generator=gen)
+    saved = rng_state(gen)
+    same = torch.Generator()
+    assert set_rng_state(saved, same) is None and torch.equal(same.get_state(), gen.get_state())
+    legacy = torch.Generator()  # a checkpoint from before data_device: restored when the state fits
+    assert set_rng_state({k: v for k, v in saved.items() if k != "data_device"}, legacy) is None
+    assert torch.equal(legacy.get_state(), gen.get_state())
+
+    from_gpu = {**saved, "data": _cuda_data_state(), "data_device": "cuda"}
+    a, b = torch.Generator(), torch.Generator()
+    note = set_rng_state(from_gpu, a)
+    assert note is not None and "ran on cuda" in note and "trains on cpu" in note
+    set_rng_state(from_gpu, b)
+    assert torch.equal(a.get_state(), b.get_state())  # the same checkpoint always continues the same way
+    assert not torch.equal(a.get_state(), gen.get_state())
+    old = {k: v for k, v in from_gpu.items() if k != "data_device"}
+    assert "another device type" in set_rng_state(old, torch.Generator())
+
+
+@pytest.mark.slow
+def test_a_checkpoint_from_a_gpu_resumes_on_the_cpu_and_its_record_says_what_was_reseeded(tmp_path):
+    args = [*TINY, "trainer.epochs=3", "logger=none"]
+    run_dir = tmp_path / "run"
+    victim = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args, f"hydra.run.dir={run_dir}"], cwd=ROOT,
+                              env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    ckpt, deadline = run_dir / "checkpoints" / "last.pt", time.time() + 240
+    while not ckpt.exists():
+        assert victim.poll() is None and time.time() < deadline, "run ended before its first checkpoint"
+        time.sleep(0.01)
+    victim.send_signal(signal.SIGTERM)
+    _, err = victim.communicate(timeout=120)
+    assert victim.returncode == 128 + signal.SIGTERM, err[-3000:]
+    state = load_checkpoint(ckpt)
+    state["rng"].update(data=_cuda_data_state(), data_device="cuda")  # as a GPU lease wrote it
+    torch.save(state, ckpt)
+
+    run_cli(*args, run_dir=run_dir, timeout=240, env=ONE_THREAD)
+    m = read_metrics(run_dir)
+    assert m["status"] == "ok" and len(m["history"]) == 3
+    assert [(g["from"], g["to"]) for g in m["segments"]][0][0] == "start"
+    first, last = m["segments"]
+    assert "note" not in first and "data RNG reseeded" in last["note"] and "ran on cuda" in last["note"]
+    assert "data RNG reseeded" in (run_dir / "train.log").read_text()
+
+
 def _wandb_runs(run_dir: Path) -> list[Path]:
     return sorted((run_dir / "wandb").glob("offline-run-*"))
 

@@ -152,17 +152,28 @@ class Stop:
     def __init__(self) -> None:
         self.signum: int | None = None
         self.running: set[subprocess.Popen] = set()
+        self._lock = threading.Lock()  # a job registered as a signal arrives gets SIGTERM exactly once
 
     def install(self) -> "Stop":
         install_handlers(STOP_SIGNALS, self._handle)
         return self
 
     def _handle(self, signum, frame) -> None:
-        if self.signum is not None:  # the first signal is the reason, and the jobs have their SIGTERM
-            return
-        self.signum = signum
+        with self._lock:
+            if self.signum is not None:  # the first signal is the reason, and the jobs have their SIGTERM
+                return
+            self.signum, procs = signum, list(self.running)
         print(f"run_grid: {signal.Signals(signum).name}: no new job; running jobs checkpoint and stop", flush=True)
-        for proc in list(self.running):
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+
+    def track(self, proc: subprocess.Popen) -> None:
+        """Register a started job. One that a worker started as the signal arrived (after its check, before
+        this) gets its SIGTERM here: the handler's list did not hold it."""
+        with self._lock:
+            self.running.add(proc)
+            late = self.signum is not None
+        if late:
             proc.send_signal(signal.SIGTERM)
 
 
@@ -173,7 +184,7 @@ def run_job(cmd: list[str], run_dir: Path, stop: Stop) -> tuple[int, float]:
     t = time.time()
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        stop.running.add(proc)
+        stop.track(proc)
         try:
             code = proc.wait()
         finally:

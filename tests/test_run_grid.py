@@ -177,6 +177,18 @@ def test_a_signal_to_the_grid_sends_its_running_jobs_sigterm(tmp_path):
     assert code == -signal.SIGTERM and minutes < 0.5 and stop.signum == signal.SIGINT and not stop.running
 
 
+def test_a_job_started_as_the_signal_arrives_still_gets_its_sigterm(tmp_path):
+    """A worker checked for a signal, then the signal came before its job's process was registered: the
+    handler's list missed it, so registering it sends the SIGTERM."""
+    import signal
+
+    run_grid = _load_run_grid()
+    stop = run_grid.Stop()
+    stop._handle(signal.SIGTERM, None)  # the grid is stopped while a worker is between its check and Popen
+    code, minutes = run_grid.run_job([sys.executable, "-c", "import time; time.sleep(60)"], tmp_path / "job", stop)
+    assert code == -signal.SIGTERM and minutes < 0.5 and not stop.running
+
+
 def test_progress_merges_a_cells_seeds_across_sweeps_and_tells_ok_from_failed_runs(tmp_path):
     (tmp_path / "g.yaml").write_text('profile: standard\nsweeps:\n  - [experiment=a, "x=1,2", "seed=0,1"]\n'
                                      '  - [experiment=a, "x=1,2", seed=2]\n')

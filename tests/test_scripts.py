@@ -96,6 +96,29 @@ def test_benchmark_models_out_writes_csv_and_md_with_the_thread_count(tmp_path):
     assert len(rows) == 4 == len((tmp_path / "model_speed.csv").read_text().splitlines()) - 1
 
 
+def _profile_step(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "profile_step.py"), *args], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def test_profile_step_ranks_a_c2sp_nets_ops_and_its_symmetric_pad_shows(tmp_path):
+    trace = tmp_path / "trace.json"
+    proc = _profile_step("resnet20", "conv=c2sp", "width=0.5", "--batch", "4", "--steps", "1", "--warmup", "0",
+                         "--rows", "40", "--trace", str(trace))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "resnet20 conv=c2sp width=0.5:" in proc.stdout and "CPU, 1 thread(s), batch 4, 1 steps" in proc.stdout
+    assert "Self CPU time total" in proc.stdout and "convolution_backward" in proc.stdout
+    assert "_SymmetricPad" in proc.stdout  # the fused pad of the CPU path is one of the step's ops
+    assert json.loads(trace.read_text())["traceEvents"]
+
+
+def test_profile_step_refuses_bad_model_arguments_in_one_line():
+    for args, words in ((["resnet99"], "unknown model 'resnet99'"), (["resnet20", "conv"], "key=value"),
+                        (["resnet20", "foo=1"], "foo")):
+        proc = _profile_step(*args)
+        assert proc.returncode != 0 and words in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, args
+
+
 @pytest.mark.slow  # composes the tune grid's six configs and times their net
 def test_benchmark_models_grid_group_times_each_distinct_net_of_a_grid_once(tmp_path):
     args = [sys.executable, str(ROOT / "scripts" / "benchmark_models.py"), "--rounds", "1", "--batch", "2",

@@ -24,7 +24,7 @@ PROFILES = {REGIME: "full-data profile, the claims' regime", "paper": "the paper
 # runs.csv: one row per run, with the overrides that rerun it (python train.py <overrides>)
 RUN_COLUMNS = ("record", "overrides", "variant", "seed", "test_acc", "val_acc", "consistency_circular",
                "consistency_translate", "step_img_s", "saved_activation_mb", "params", "macs", "train_time_s",
-               "wall_time_s", "date", "hardware", "git_commit", "segments", "config_hash", "torch")
+               "wall_time_s", "date", "hardware", "git_commit", "segments", "notes", "config_hash", "torch")
 VERDICT_COLUMNS = ("claim", "metric", "diff", "ci_low", "ci_high", "n_a", "n_b", "verdict")
 FACT_COLUMNS = ("claim", "metric", "measured", "expected")
 
@@ -73,12 +73,14 @@ def _provenance(rows: list[dict], failed: list[dict], varied: tuple[str, ...] = 
 
     budgets = sorted({budget(r, varied) for r in rows})
     resumed, partial = sum(r.get("segments", 0) > 1 for r in rows), sum(bool(r.get("partial_provenance")) for r in rows)
+    noted = sum(bool(r.get("notes")) for r in rows)
     return (f"Runs: {len(rows)} ok, {len(failed)} failed; budget{' (MIXED)' if len(budgets) > 1 else ''}: "
             f"{'; '.join(budgets)}. {listed('hardware', 'Hardware')}. "
             f"{listed('git_commit', 'Code')}"
             f"{' (unknown = backfilled from the runs.csv of commit d883c42)' if any(r['backfilled'] for r in rows) else ''}. "
             f"{f'{resumed} run(s) resumed, each segment listed above. ' if resumed else ''}"
             f"{f'{partial} run(s) {runs.UNSEGMENTED}. ' if partial else ''}"
+            f"{f'{noted} run(s) resumed with a note (runs.csv: notes), e.g. a data generator reseeded on another device type. ' if noted else ''}"
             f"Dates {min(r['date'] for r in rows)} to {max(r['date'] for r in rows)} (UTC).")
 
 

@@ -69,16 +69,17 @@ def partial_provenance(rec: dict[str, Any]) -> bool:
 
 
 def provenance(rec: dict[str, Any]) -> dict[str, Any]:
-    """The commits and hardware a record's run trained with, over all its segments; ``segments`` (their number)
-    and ``partial_provenance``."""
+    """The commits and hardware a record's run trained with, over all its segments; ``segments`` (their number),
+    ``partial_provenance`` and ``notes`` (its segments' notes, e.g. a data generator reseeded on another device)."""
     segs, git = rec.get("segments") or [], rec.get("git") or {}
     if segs:
         commits = [_commit(s.get("git_commit"), s.get("git_dirty")) for s in segs]
         hardware = [str(s.get("hardware") or "unknown") for s in segs]
     else:
         commits, hardware = [_commit(git.get("commit"), git.get("dirty"))], [str(rec.get("hardware") or "unknown")]
+    notes = [s["note"] for s in segs if s.get("note")]  # what a resume could not restore (engine.state)
     return {"git_commit": SEP.join(dict.fromkeys(commits)), "hardware": SEP.join(dict.fromkeys(hardware)),
-            "segments": len(segs), "partial_provenance": partial_provenance(rec)}
+            "segments": len(segs), "partial_provenance": partial_provenance(rec), "notes": SEP.join(notes)}
 
 
 def run_wall_s(rec: dict[str, Any]) -> float:

@@ -160,9 +160,27 @@ def test_a_run_resumed_before_segments_were_recorded_is_flagged():
     rec = {"git": {"commit": "c" * 40, "dirty": False}, "hardware": "box, 2 thread(s)",
            "metrics": {"wall_time_s": 3719.8, "train_time_s": 22121.0}}
     assert runs.provenance(rec) == {"git_commit": "cccccccccc", "hardware": "box, 2 thread(s)", "segments": 0,
-                                    "partial_provenance": True}
+                                    "partial_provenance": True, "notes": ""}
     whole = {**rec, "metrics": {"wall_time_s": 100.0, "train_time_s": 90.0}}
     assert runs.provenance(whole)["partial_provenance"] is False
     resumed_old_checkpoint = {**rec, "segments": [{"from": "after epoch 2", "git_commit": "d" * 40,
                                                    "git_dirty": False, "hardware": "box"}]}
     assert runs.provenance(resumed_old_checkpoint)["partial_provenance"] is True
+
+
+def test_a_resume_on_another_device_type_is_listed_with_its_note_in_runs_and_the_provenance_line():
+    """A GPU lease's checkpoint finished on a CPU: both machines are listed, and the segment's note (the data
+    generator reseeded, engine.state.set_rng_state) reaches runs.csv and the report's provenance line."""
+    from experiments import report, runs
+
+    note = "data RNG reseeded: the checkpoint's data generator ran on cuda, this run trains on cpu (...)"
+    seg = {"git_commit": "e" * 40, "git_dirty": False}
+    rec = {"segments": [{**seg, "from": "start", "hardware": "xeon, 1 thread(s), NVIDIA H200"},
+                        {**seg, "from": "at epoch 24, step 109", "hardware": "epyc, 1 thread(s)", "note": note}],
+           "metrics": {}}
+    prov = runs.provenance(rec)
+    assert prov["notes"] == note and prov["hardware"] == "xeon, 1 thread(s), NVIDIA H200; epyc, 1 thread(s)"
+    row = {**prov, "date": "2026-11-27", "backfilled": False, "dataset": "d", "train_subset": None, "epochs": 1}
+    line = report._provenance([row, {**row, "notes": ""}], [])
+    assert "Hardware (MIXED)" in line and "1 run(s) resumed with a note (runs.csv: notes)" in line
+    assert "with a note" not in report._provenance([{**row, "notes": ""}], [])

@@ -13,6 +13,13 @@ import torch.nn.functional as F
 from engine.inference import autocast
 
 
+def random_batch(batch: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """A random channels_last 3x32x32 batch and its labels: what the step benchmarks feed ``train_step_seconds``
+    (``scripts/benchmark_models.py``, ``scripts/profile_step.py``)."""
+    x = torch.randn(batch, 3, 32, 32, device=device).contiguous(memory_format=torch.channels_last)
+    return x, torch.randint(0, 10, (batch,), device=device)
+
+
 def train_step_seconds(model, x, y, precision: str) -> float:
     """Wall time of one forward + backward step (gradients dropped): the one step-timing harness, used by
     ``measure_cost`` (per trained run) and ``scripts/benchmark_models.py`` (interleaved variants)."""

@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from experiments.grid import GRIDS, cell_models  # noqa: E402
 from models import create_model  # noqa: E402
-from experiments.trained_cost import train_step_seconds  # noqa: E402
+from experiments.trained_cost import random_batch, train_step_seconds  # noqa: E402
 from models.complexity import profile  # noqa: E402
 
 GROUPS = {
@@ -65,8 +65,7 @@ def main() -> None:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         sys.exit(f"benchmark_models: --device {args.device} but torch sees no CUDA device")
     device = torch.device(args.device)
-    x = torch.randn(args.batch, 3, 32, 32, device=device).contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, 10, (args.batch,), device=device)
+    x, y = random_batch(args.batch, device)
     rows = []
     for group in args.groups:
         variants = []

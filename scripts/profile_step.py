@@ -19,7 +19,7 @@ import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from experiments.trained_cost import train_step_seconds  # noqa: E402
+from experiments.trained_cost import random_batch, train_step_seconds  # noqa: E402
 from models import create_model  # noqa: E402
 
 
@@ -35,8 +35,7 @@ def profile_step(model: torch.nn.Module, device: torch.device, precision: str, b
                  warmup: int) -> torch.profiler.profile:
     """Profile ``steps`` training steps of ``model`` (after ``warmup`` unprofiled ones) on a random batch."""
     model = model.to(device, memory_format=torch.channels_last).train()
-    x = torch.randn(batch, 3, 32, 32, device=device).contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, 10, (batch,), device=device)
+    x, y = random_batch(batch, device)
     for _ in range(warmup):
         train_step_seconds(model, x, y, precision)
     activities = [torch.profiler.ProfilerActivity.CPU]

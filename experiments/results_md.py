@@ -13,6 +13,7 @@ from typing import Callable
 import yaml
 
 from experiments.report import tally
+from experiments.stats import MIN_N
 from models.layers import SPATIAL_KINDS
 
 CLAIMS_FILE = Path(__file__).with_name("claims.yaml")
@@ -72,6 +73,9 @@ def _nets(m: dict) -> str:
     return f"{m['profile']}-profile nets" if m.get("profile") else "nets of an earlier sweep (profile not recorded)"
 
 
+DRIFT_RULE = "rule: C2 up-left in every run and C2sp's mean offset below half of C2's"
+
+
 def trained_drift_verdict(m: dict) -> tuple[str, str]:
     if "offset_last_stage_c2" not in m or "offset_last_stage_c2sp" not in m:
         have = ", ".join(f"{k.rsplit('_', 1)[1].upper()} {m[k]:.2f} px (n={m.get('runs_' + k.rsplit('_', 1)[1], '?')})"
@@ -80,11 +84,14 @@ def trained_drift_verdict(m: dict) -> tuple[str, str]:
         return (f"{_nets(m)}, last (8x8) stage: mean |offset| {have or 'no runs'}; no {missing} runs",
                 "no verdict: needs trained C2 and C2sp runs")
     c2, sp = m["offset_last_stage_c2"], m["offset_last_stage_c2sp"]
-    ok = m["up_left_runs_c2"] == m["runs_c2"] and sp < c2 / 2
-    return (f"{_nets(m)}, last (8x8) stage: C2 centroid offset (dy, dx) = ({m['dy_last_stage_c2']:.2f}, "
+    ours = (f"{_nets(m)}, last (8x8) stage: C2 centroid offset (dy, dx) = ({m['dy_last_stage_c2']:.2f}, "
             f"{m['dx_last_stage_c2']:.2f}) px, up-left in {m['up_left_runs_c2']}/{m['runs_c2']} runs; "
-            f"mean |offset| C2 {c2:.2f} px vs C2sp {sp:.2f} px, C3 {m.get('offset_last_stage_c3', float('nan')):.2f} px",
-            _verdict(ok) + " (rule: C2 up-left in every run and C2sp's mean offset below half of C2's)")
+            f"mean |offset| C2 {c2:.2f} px (n={m['runs_c2']}) vs C2sp {sp:.2f} px (n={m['runs_c2sp']}), "
+            f"C3 {m.get('offset_last_stage_c3', float('nan')):.2f} px")
+    if min(m["runs_c2"], m["runs_c2sp"]) < MIN_N:  # one seed is not "every run"
+        return ours, f"no verdict: needs at least {MIN_N} runs each of C2 and C2sp ({DRIFT_RULE})"
+    ok = m["up_left_runs_c2"] == m["runs_c2"] and sp < c2 / 2
+    return ours, _verdict(ok) + f" ({DRIFT_RULE})"
 
 
 def trained_erosion_verdict(m: dict) -> tuple[str, str]:

@@ -6,7 +6,8 @@ direction, with a two-sided 95% Welch t interval.
 - ``reproduced``: the interval lies entirely on the claimed side of 0;
 - ``not reproduced``: the interval lies entirely on the other side (the opposite holds);
 - ``inconclusive``: the interval contains 0.
-With n < 2 on a side there is no interval and no verdict (``NO_INTERVAL``).
+With n < ``MIN_N`` (2) on a side there is no interval and no verdict (``NO_INTERVAL``); the trained
+probes' own rules (drift, erosion) ask the same n of each kind.
 
 Claims of the form "A reaches B" (not worse) use a non-inferiority margin m instead
 (``verdict_not_worse``): ``reproduced`` if the lower bound of mean(A) - mean(B) is above -m,
@@ -18,6 +19,8 @@ import math
 from dataclasses import dataclass
 
 from scipy import stats as st
+
+MIN_N = 2  # runs per side that an interval, and so any trained verdict, needs
 
 
 @dataclass
@@ -45,7 +48,7 @@ def contrast_ci(groups: list[list[float]], coefs: list[float], level: float = 0.
     """
     sums = [summarize(g) for g in groups]
     est = sum(c * s.mean for c, s in zip(coefs, sums))
-    if any(s.n < 2 for s in sums):
+    if any(s.n < MIN_N for s in sums):
         return est, float("nan"), float("nan")
     var = [c * c * s.std**2 / s.n for c, s in zip(coefs, sums)]
     se = math.sqrt(sum(var))
@@ -62,7 +65,7 @@ def welch_ci(a: list[float], b: list[float], level: float = 0.95) -> tuple[float
 
 
 VERDICTS = ("reproduced", "not reproduced", "inconclusive")
-NO_INTERVAL = "no verdict: n < 2 on a side, no interval"
+NO_INTERVAL = f"no verdict: n < {MIN_N} on a side, no interval"
 
 
 def _rule(lo: float, hi: float) -> str:

@@ -10,7 +10,7 @@ import os
 from engine.checkpoint import model_from_state
 from experiments.even_erosion import trained_q
 from experiments.probe_utils import log_outputs, plt, write_csv, write_readme
-from experiments.stats import VERDICTS, verdict
+from experiments.stats import MIN_N, VERDICTS, verdict
 from experiments.trained_nets import profiles_of, select_runs, test_images
 
 SETUP = """\
@@ -79,7 +79,7 @@ def combine(parts: list[str], needed: int) -> str:
     """Both pairs reproduced -> reproduced; either not reproduced -> not reproduced; a missing pair or
     interval -> no verdict; else inconclusive."""
     if len(parts) < needed or any(p not in VERDICTS for p in parts):
-        return "no verdict: needs at least 2 runs each of C2, C2sp and C3"
+        return f"no verdict: needs at least {MIN_N} runs each of C2, C2sp and C3"
     if all(p == "reproduced" for p in parts):
         return "reproduced"
     return "not reproduced" if "not reproduced" in parts else "inconclusive"

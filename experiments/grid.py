@@ -32,6 +32,24 @@ def _seed(job: list[str]) -> tuple[tuple[str, ...], str | None]:
     return tuple(o for o in job if not o.startswith("seed=")), (seeds[0] if seeds else None)
 
 
+def parse_only(items: Sequence[str]) -> dict[str, set[str]]:
+    """``["model.name=resnet56", "seed=0,1"]`` -> ``{"model.name": {"resnet56"}, "seed": {"0", "1"}}``; a malformed
+    item raises ``ValueError`` naming it."""
+    only: dict[str, set[str]] = {}
+    for item in items:
+        key, _, values = item.partition("=")
+        if not key or not values or any(not v for v in values.split(",")):
+            raise ValueError(f"--only {item!r}: expected KEY=VALUE[,VALUE...], e.g. model.name=resnet56")
+        only.setdefault(key, set()).update(values.split(","))
+    return only
+
+
+def selected(job: Sequence[str], only: dict[str, set[str]]) -> bool:
+    """Whether a single job's overrides set every key of ``only`` to one of its values."""
+    have = dict(o.split("=", 1) for o in job)
+    return all(have.get(key) in values for key, values in only.items())
+
+
 def sweeps(grid_file: str | Path) -> list[tuple[list[str], list[list[str]]]]:
     """The grid's sweeps in grid order, each as (its overrides, its single jobs' overrides)."""
     return [(list(sweep), expand(list(sweep))) for sweep in OmegaConf.load(grid_file).sweeps]

@@ -4,6 +4,7 @@
     python scripts/run_grid.py quick --dry-run           # what would run, what is recorded, the time estimate
     python scripts/run_grid.py standard --jobs 10 --stop-after 60 trainer.device=cuda   # one GPU, one hour
     python scripts/run_grid.py probe_nets                # the nets the trained drift/erosion probes read
+    python scripts/run_grid.py standard --only model.name=resnet56 --jobs 8 trainer.device=cuda   # a GPU's share
 
 Each grid entry is a sweep in Hydra's comma syntax; its product gives single ``python train.py`` jobs. Before
 running it prints how many jobs of each sweep already have a run record (those are skipped) and an estimate
@@ -20,7 +21,9 @@ a missing copy stops the grid in one line (exit 2) before any job starts or reco
 A grid with ``record: false`` (``probe_nets``) trains nets for the trained probes: its jobs run whether or not
 their config has a record, write none, and keep their checkpoints; a job is done when a finished run of its
 experiment and config with a checkpoint is in any grid's run dir (the standard grid's nets count).
-``--profile`` runs a grid under another profile, in multirun/grid-<name>-<profile>.
+``--profile`` runs a grid under another profile, in multirun/grid-<name>-<profile>. ``--only KEY=VALUE[,VALUE]``
+(repeatable) keeps the jobs whose overrides match, so machines can share a grid: a GPU takes the slow cells while
+a CPU runs the whole grid, skipping each job that a record meanwhile covers.
 """
 from __future__ import annotations
 
@@ -46,7 +49,7 @@ from engine.preempt import install_handlers  # noqa: E402
 from engine.provenance import machine_name  # noqa: E402
 from engine.records import config_hash, experiment_of, find_record  # noqa: E402
 from engine.rundir import read_metrics  # noqa: E402
-from experiments.grid import GRIDS, job_config, sweeps  # noqa: E402
+from experiments.grid import GRIDS, job_config, parse_only, selected, sweeps  # noqa: E402
 from experiments.runs import read_records, run_wall_s  # noqa: E402
 
 
@@ -251,11 +254,18 @@ def main() -> None:
                     help="run dirs: <runs-dir>/grid-<name>[-<profile>]/<hash>")
     ap.add_argument("--profile", default=None, help="run the grid under this profile instead of its own "
                     "(run dirs: grid-<name>-<profile>), e.g. probe_nets --profile quick")
+    ap.add_argument("--only", action="append", default=[], metavar="KEY=VALUE[,VALUE]",
+                    help="run only the grid's jobs whose override KEY is one of the VALUEs (repeatable: all must hold), "
+                    "e.g. --only model.name=resnet56 --only seed=0,1 to give a GPU the slow cells")
     ap.add_argument("--records", type=Path, default=Path(os.environ.get("CONVLAB_RECORDS", ROOT / "results" / "records")),
                     help="where the jobs write their records (paths.records_dir: $CONVLAB_RECORDS, else results/records)")
     args = ap.parse_intermixed_args()  # overrides may come before or after the options
     if args.jobs < 1 or args.threads < 1:
         sys.exit(f"run_grid: --jobs and --threads must be >= 1, got {args.jobs} and {args.threads}")
+    try:
+        only = parse_only(args.only)
+    except ValueError as e:
+        sys.exit(f"run_grid: {e}")
     path = Path(args.grid) if args.grid.endswith(".yaml") else GRIDS / f"{args.grid}.yaml"
     if not path.exists():
         sys.exit(f"run_grid: no grid {path}; have: "
@@ -272,15 +282,20 @@ def main() -> None:
         plan = []  # per sweep: (its overrides, its jobs not yet done with their run dirs and configs, its number of jobs)
         for s, sweep_jobs in sweeps(path):
             jobs = [(job, job_dir(args.runs_dir, name, job, args.extra), job_config(job, profile, args.extra))
-                    for job in sweep_jobs]
+                    for job in sweep_jobs if selected(job, only)]
+            if not jobs:
+                continue
             left = [j for j in jobs if not done(j[2], args.records, nets)]
             plan.append((s, left, len(jobs)))
 
     def done_now(cfg: DictConfig) -> Callable[[], bool]:  # asked again as the job's turn comes
         return lambda: done(cfg, args.records, None if recorded else finished_nets(args.runs_dir))
 
+    if not plan and only:
+        sys.exit(f"run_grid: no job of grid {args.grid} matches --only {' '.join(args.only)}")
     todo = [(job, run_dir, done_now(cfg)) for _, left, _ in plan for job, run_dir, cfg in left]
-    print(f"grid {args.grid} (profile {profile}): {len(plan)} sweeps, {sum(n for *_, n in plan)} jobs, "
+    print(f"grid {args.grid} (profile {profile}{', only ' + ' '.join(args.only) if only else ''}): "
+          f"{len(plan)} sweeps, {sum(n for *_, n in plan)} jobs, "
           f"{len(todo)} not yet {state}; {args.jobs} at a time, {args.threads} thread(s) each", flush=True)
     for i, (s, left, n) in enumerate(plan, 1):
         keys = dict(o.split("=", 1) for o in s if "=" in o)

@@ -71,6 +71,21 @@ def test_stop_after_starts_no_job_and_bad_jobs_count_is_refused(tmp_path):
         "run_grid: no profile 'fast' (configs/profile); have: paper, quick, standard"]
 
 
+def test_only_keeps_the_matching_jobs_and_a_bad_or_empty_selection_is_one_line(tmp_path):
+    (tmp_path / "tiny.yaml").write_text(GRID)
+    proc = _run_grid(tmp_path, "--dry-run", "--only", "seed=1,7")
+    assert proc.returncode == 0, proc.stderr
+    assert "only seed=1,7): 1 sweeps, 1 jobs, 1 not yet recorded" in proc.stdout  # seed 1 of sweep 1, not c9
+    both = _run_grid(tmp_path, "--dry-run", "--only", "model.conv=c9", "--only", "trainer.epochs=1")
+    assert both.returncode == 0 and "[1/1] " in both.stdout and "model.conv=c9: 0/1 recorded" in both.stdout
+    none = _run_grid(tmp_path, "--dry-run", "--only", "seed=0", "--only", "model.conv=c9")  # each key must match
+    assert none.returncode == 1 and none.stderr.strip().splitlines() == [
+        "run_grid: no job of grid " + str(tmp_path / "tiny.yaml") + " matches --only seed=0 model.conv=c9"]
+    bad = _run_grid(tmp_path, "--dry-run", "--only", "seed")
+    assert bad.returncode == 1 and bad.stderr.strip().splitlines() == [
+        "run_grid: --only 'seed': expected KEY=VALUE[,VALUE...], e.g. model.name=resnet56"]
+
+
 def test_a_missing_dataset_stops_the_grid_before_any_job(tmp_path):
     """One line naming the data problem, exit 2, no job started and no failed record written."""
     (tmp_path / "tiny.yaml").write_text("profile: quick\nsweeps:\n  - [experiment=smoke, data=image_folder, \"seed=0,1\"]\n")

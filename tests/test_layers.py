@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import math
 
@@ -647,29 +648,30 @@ def test_symmetric_pad_gradcheck(k):
 @pytest.mark.parametrize("k", [2, 4])
 @pytest.mark.parametrize("order", ["seed000", "official"])
 def test_symmetric_pad_accelerator_path_equals_the_cpu_path_and_the_reference(k, order):
-    """The pad-and-concatenate path (taken on GPUs) gives the CPU path's numbers and gradients, bit for bit."""
-    from models.layers.padding import SYMPAD_ORDERS, _symmetric_pad_windows, symmetric_pad
+    """The pad-and-concatenate forward (taken on GPUs) and the fused one (CPU) give the per-group F.pad
+    reference's numbers and gradients (plain autograd through the reference), bit for bit."""
+    from models.layers.padding import SYMPAD_ORDERS, symmetric_pad
 
     assert order in SYMPAD_ORDERS
     torch.manual_seed(0)
     x = torch.randn(2, 8, 5, 6)
     go = torch.randn(2, 8, 5 + k - 1, 6 + k - 1)
-    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
-    ya, yb = symmetric_pad(xa, k, order), _symmetric_pad_windows(xb, k, order)
-    ref = torch.cat([F.pad(g, p) for g, p in zip(x.chunk(4, 1), symmetric_pad_sizes(k, order))], 1)
+    xa, xb, xr = (x.clone().requires_grad_() for _ in range(3))
+    ya, yb = symmetric_pad(xa, k, order, fused=True), symmetric_pad(xb, k, order, fused=False)
+    ref = torch.cat([F.pad(g, p) for g, p in zip(xr.chunk(4, 1), symmetric_pad_sizes(k, order))], 1)
     assert torch.equal(ya, ref) and torch.equal(yb, ref)
-    ya.backward(go)
-    yb.backward(go)
-    assert torch.equal(xa.grad, xb.grad)
+    for y in (ya, yb, ref):
+        y.backward(go)
+    assert torch.equal(xa.grad, xr.grad) and torch.equal(xb.grad, xr.grad)
 
 
 @pytest.mark.parametrize("path", ["cpu", "accelerator"])
 def test_symmetric_pad_keeps_a_channels_last_input_channels_last(path):
     """Nets train channels_last: a padded map in NCHW would cost the next conv a layout conversion (C2sp's step
     was 1.3x C2's on the CPU). Same values and gradients as the contiguous input."""
-    from models.layers.padding import _symmetric_pad_windows, symmetric_pad
+    from models.layers.padding import symmetric_pad
 
-    pad = symmetric_pad if path == "cpu" else _symmetric_pad_windows
+    pad = functools.partial(symmetric_pad, fused=path == "cpu")
     torch.manual_seed(0)
     x = torch.randn(2, 8, 5, 6)
     go = torch.randn(2, 8, 6, 7)

@@ -104,16 +104,27 @@ def _memory_format(x: torch.Tensor) -> torch.memory_format:
 
 
 class _SymmetricPad(torch.autograd.Function):
-    """Fused symmetric pad: one output allocation, each group copied once to its offset, only the
-    border strips zeroed; backward = one concatenation of the four crops of the gradient."""
+    """Symmetric pad with a one-kernel backward: the gradient is one concatenation of the four groups' crops
+    (plain autograd through pad + crops + cat would build, zero-fill and sum a full-size gradient per crop).
+
+    Forward, ``fused=True``: one output allocation, each group copied once to its offset, only the border
+    strips zeroed (fewest bytes: the CPU's fastest). ``fused=False``: one zero pad of ``k - 1`` on every side,
+    then one concatenation of the four groups' windows (two kernels instead of twelve small ones: the
+    accelerator path, where C2sp was launch-bound). Both give the same tensor, element for element."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, kernel_size: int, order: str) -> torch.Tensor:
+    def forward(ctx, x: torch.Tensor, kernel_size: int, order: str, fused: bool) -> torch.Tensor:
         b, c, h, w = x.shape
-        q = c // 4
+        q, pads = c // 4, symmetric_pad_sizes(kernel_size, order)
+        ctx.kernel_size, ctx.order, ctx.hw = kernel_size, order, (h, w)
+        if not fused:
+            p = kernel_size - 1
+            xp = F.pad(x, (p, p, p, p))
+            return torch.cat([xp[:, g * q:(g + 1) * q, p - t:p - t + h + p, p - l:p - l + w + p]
+                              for g, (l, _r, t, _b) in enumerate(pads)], dim=1)
         out = torch.empty(b, c, h + kernel_size - 1, w + kernel_size - 1, dtype=x.dtype, device=x.device,
                           memory_format=_memory_format(x))  # x's layout: a channels_last conv reads it as is
-        for g, (l, r, t, bt) in enumerate(symmetric_pad_sizes(kernel_size, order)):
+        for g, (l, r, t, bt) in enumerate(pads):
             o = out[:, g * q:(g + 1) * q]
             if t:
                 o[:, :, :t].zero_()
@@ -124,7 +135,6 @@ class _SymmetricPad(torch.autograd.Function):
             if r:
                 o[:, :, t:t + h, l + w:].zero_()
             o[:, :, t:t + h, l:l + w].copy_(x[:, g * q:(g + 1) * q])
-        ctx.kernel_size, ctx.order, ctx.hw = kernel_size, order, (h, w)
         return out
 
     @staticmethod
@@ -133,35 +143,24 @@ class _SymmetricPad(torch.autograd.Function):
         q = grad.shape[1] // 4
         parts = [grad[:, g * q:(g + 1) * q, t:t + h, l:l + w]
                  for g, (l, _r, t, _b) in enumerate(symmetric_pad_sizes(ctx.kernel_size, ctx.order))]
-        return torch.cat(parts, dim=1), None, None
+        return torch.cat(parts, dim=1), None, None, None
 
 
-def _symmetric_pad_windows(x: torch.Tensor, kernel_size: int, order: str) -> torch.Tensor:
-    """The same padding as two kernels: one zero pad of ``k - 1`` on every side, then one concatenation of
-    the four groups' windows into it (plain autograd). Few launches: the accelerator path."""
-    h, w = x.shape[-2:]
-    p, q = kernel_size - 1, x.shape[1] // 4
-    xp = F.pad(x, (p, p, p, p))
-    return torch.cat([xp[:, g * q:(g + 1) * q, p - t:p - t + h + p, p - l:p - l + w + p]
-                      for g, (l, _r, t, _b) in enumerate(symmetric_pad_sizes(kernel_size, order))], dim=1)
-
-
-def symmetric_pad(x: torch.Tensor, kernel_size: int, order: str = "seed000") -> torch.Tensor:
+def symmetric_pad(x: torch.Tensor, kernel_size: int, order: str = "seed000", fused: bool | None = None) -> torch.Tensor:
     """Symmetric padding of an NCHW tensor: 4 equal channel groups, each zero-padded toward a corner.
 
     Exactly equal to padding each group with ``F.pad(group, symmetric_pad_sizes(k, order)[g])`` and
-    concatenating (seed 000). On CPU fused: one allocation, one copy per group, only border strips
-    zeroed (the fastest exact variant measured in ``scripts/benchmark_layers.py``); on other devices
-    one pad and one concatenation (12 small kernels per layer made C2sp launch-bound on a GPU). The
+    concatenating (seed 000). ``fused=None`` picks the forward by device: on CPU fused (one allocation, one
+    copy per group, only border strips zeroed: the fastest exact variant in ``scripts/benchmark_layers.py``),
+    elsewhere one pad and one concatenation (12 small kernels per layer made C2sp launch-bound on a GPU);
+    ``True``/``False`` force one (benchmarks, tests). The backward is one concatenation either way. The
     result has size ``(H + k - 1, W + k - 1)``.
     """
     c = x.shape[1]
     if c % 4:
         raise ValueError(f"symmetric padding needs in_channels divisible by 4, got {c}")
     symmetric_pad_sizes(kernel_size, order)  # validates k and order
-    if x.device.type != "cpu":
-        return _symmetric_pad_windows(x, kernel_size, order)
-    return _SymmetricPad.apply(x, kernel_size, order)
+    return _SymmetricPad.apply(x, kernel_size, order, x.device.type == "cpu" if fused is None else fused)
 
 
 class SamePadConv2d(nn.Conv2d):

@@ -37,12 +37,11 @@ def report(record: dict, target: float | None) -> list[str]:
              f"{prov['hardware']}, {record['date']} UTC{resumed}",
              f"  rerun: python train.py {' '.join(record['overrides'])}", "",
              "epoch  val_acc  train_s(cum)  img/s"]
-    cum, reached = 0.0, None
+    cum = 0.0
     for row in hist:
         cum += row["epoch_time_s"]
         lines.append(f"{row['epoch']:5d}  {row['val_acc']:7.2f}  {cum:12.0f}  {row['throughput_img_s']:5.0f}")
-        if reached is None and row["val_acc"] >= target:
-            reached = (row["epoch"], cum)
+    reached = rules.time_to(hist, target)
     lines += ["", f"final: test_acc {m['test_acc']:.2f} % (single view), val_acc {hist[-1]['val_acc']:.2f} %, "
               f"{len(hist)} epochs, train time {cum / 60:.1f} min, wall time {runs.run_wall_s(record) / 60:.1f} min, "
               f"{m['train_throughput_img_s']:.0f} img/s"]

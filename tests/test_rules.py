@@ -58,6 +58,22 @@ def test_ceiling_facts_measure_the_gap_and_the_epochs_to_within_1_5_pp():
     assert rules.ceiling_facts(standard, other_data) == [] and rules.ceiling_facts(standard, None) == []
 
 
+def test_ceiling_facts_time_each_machine_to_within_1_5_pp_from_the_epoch_times():
+    ceiling = [_run(90.0, [91.0], epochs=100, experiment="ceiling")]
+    cpu, gpu = "AMD EPYC (2 cores), 1 thread(s)", "Xeon, NVIDIA H200"
+    standard = [_run(88.0, [80.0, 89.5, 89.6], epochs=3, hardware=cpu),
+                _run(87.0, [80.0, 85.0, 89.0], epochs=3, hardware=cpu),  # never reaches 89.5
+                _run(88.0, [89.5, 89.6, 89.7], epochs=3, hardware=gpu)]
+    for r, secs in zip(standard, ([600, 900, 600], [600] * 3, [20, 30, 30])):
+        for h, t in zip(r["history"], secs):
+            h["epoch_time_s"] = t
+    timed = {f["claim"].split(" on ")[1].split(" (mean")[0]: f for f in rules.ceiling_facts(standard, ceiling)
+             if f["metric"] == "train_min"}
+    assert timed[cpu]["measured"] == (600 + 900) / 60 and "the 1 of 2 runs there" in timed[cpu]["claim"]
+    assert timed[gpu]["measured"] == 20 / 60 and timed[gpu]["expected"] == rules.TIME_AIM_MIN
+    assert rules.time_to(standard[1]["history"], 89.5) is None
+
+
 # what a report row holds besides its metrics: the budget, its provenance, the standard profile's recipe
 _BUDGET = {"dataset": "image_folder", "train_subset": None, "epochs": 30, "precision": "fp32", "hardware": "h",
            "git_commit": "c", "backfilled": False, "date": "2026-11-26", "history": []}

@@ -292,30 +292,3 @@ def test_probe_kinds_default_to_the_factory_and_refuse_a_string_or_nothing():
     for bad, said in (("c2", "give a list"), ([], "give a list"), (["c2", "c7"], "unknown c7")):
         with pytest.raises(ConfigError, match=said):
             probe_kinds(bad)
-
-
-def test_trained_drift_without_c2_runs_gets_no_verdict_not_a_crash():
-    from experiments.results_md import trained_drift_verdict
-
-    ours, verdict = trained_drift_verdict({"offset_last_stage_c2sp": 0.1, "offset_last_stage_c3": 0.2,
-                                           "runs_c2sp": 3, "runs_c3": 1, "profile": "standard"})
-    assert verdict == "no verdict: needs trained C2 and C2sp runs"
-    assert "mean |offset| C2SP 0.10 px (n=3), C3 0.20 px (n=1); no C2 runs" in ours
-
-
-def test_trained_drift_verdict_needs_two_runs_of_c2_and_c2sp():
-    """One seed is not "C2 up-left in every run": n = 1 gets no verdict, as in every trained rule."""
-    from experiments.results_md import trained_drift_verdict
-
-    def m(runs_c2, runs_c2sp, up_left, sp):
-        return {"offset_last_stage_c2": 1.8, "offset_last_stage_c2sp": sp, "dy_last_stage_c2": -1.3,
-                "dx_last_stage_c2": -1.2, "runs_c2": runs_c2, "runs_c2sp": runs_c2sp,
-                "up_left_runs_c2": up_left, "profile": "standard"}
-
-    ours, verdict = trained_drift_verdict(m(1, 1, 1, 0.1))
-    assert verdict.startswith("no verdict: needs at least 2 runs each of C2 and C2sp (rule: ")
-    assert "C2 1.80 px (n=1) vs C2sp 0.10 px (n=1)" in ours
-    assert trained_drift_verdict(m(3, 1, 3, 0.1))[1].startswith("no verdict")
-    assert trained_drift_verdict(m(2, 2, 2, 0.1))[1].startswith("reproduced (rule: ")
-    assert trained_drift_verdict(m(3, 3, 2, 0.1))[1].startswith("not reproduced")  # one C2 run not up-left
-    assert trained_drift_verdict(m(3, 3, 3, 1.0))[1].startswith("not reproduced")  # C2sp drifts half as much

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from experiments import rules, stats
 from experiments.report import tally
+from experiments.results_md import trained_drift_verdict
 
 
 def _rows(accs, **keys):
@@ -207,3 +208,26 @@ def test_speed_verdicts_compare_img_s_on_one_hardware_only():
     assert apart["verdict"] == "no verdict: the two cells were measured on different hardware"
     assert rules.speed_hardware(cpu) == rules.speed_hardware("AMD EPYC (2 cores), 1 threads") == cpu
     assert rules.speed_hardware("AMD EPYC (2 cores), 2 thread(s)") != cpu
+
+
+def test_trained_drift_without_c2_runs_gets_no_verdict_not_a_crash():
+    ours, verdict = trained_drift_verdict({"offset_last_stage_c2sp": 0.1, "offset_last_stage_c3": 0.2,
+                                           "runs_c2sp": 3, "runs_c3": 1, "profile": "standard"})
+    assert verdict == "no verdict: needs trained C2 and C2sp runs"
+    assert "mean |offset| C2SP 0.10 px (n=3), C3 0.20 px (n=1); no C2 runs" in ours
+
+
+def test_trained_drift_verdict_needs_two_runs_of_c2_and_c2sp():
+    """One seed is not "C2 up-left in every run": n = 1 gets no verdict, as in every trained rule."""
+    def m(runs_c2, runs_c2sp, up_left, sp):
+        return {"offset_last_stage_c2": 1.8, "offset_last_stage_c2sp": sp, "dy_last_stage_c2": -1.3,
+                "dx_last_stage_c2": -1.2, "runs_c2": runs_c2, "runs_c2sp": runs_c2sp,
+                "up_left_runs_c2": up_left, "profile": "standard"}
+
+    ours, verdict = trained_drift_verdict(m(1, 1, 1, 0.1))
+    assert verdict.startswith("no verdict: needs at least 2 runs each of C2 and C2sp (rule: ")
+    assert "C2 1.80 px (n=1) vs C2sp 0.10 px (n=1)" in ours
+    assert trained_drift_verdict(m(3, 1, 3, 0.1))[1].startswith("no verdict")
+    assert trained_drift_verdict(m(2, 2, 2, 0.1))[1].startswith("reproduced (rule: ")
+    assert trained_drift_verdict(m(3, 3, 2, 0.1))[1].startswith("not reproduced")  # one C2 run not up-left
+    assert trained_drift_verdict(m(3, 3, 3, 1.0))[1].startswith("not reproduced")  # C2sp drifts half as much

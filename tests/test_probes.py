@@ -25,7 +25,7 @@ import torch
 
 from tests.helpers import ROOT, even_state
 
-pytestmark = pytest.mark.slow  # the probes run through train.py once per module (minutes)
+SLOW = pytest.mark.slow  # the tests on probe_runs: every probe runs through train.py once per module (minutes)
 
 PROBES = ("even_drift", "even_erosion", "dilation_degeneration", "conv_arithmetic", "paper_tables")
 
@@ -70,6 +70,7 @@ def _metrics(run_dir: Path) -> dict:
     return json.loads((run_dir / "metrics.json").read_text())
 
 
+@SLOW
 @pytest.mark.parametrize("name,files", [
     ("even_drift", ["drift.csv", "drift.png", "feature_maps.png", "README.md", "metrics.json"]),
     ("even_erosion", ["erosion.csv", "erosion.png", "README.md", "metrics.json"]),
@@ -87,6 +88,7 @@ def test_probe_writes_its_files(probe_runs, name, files):
     assert "train.py" in (d / "README.md").read_text() and f"experiment={name}" in (d / "README.md").read_text()
 
 
+@SLOW
 def test_even_drift_c2_moves_half_a_pixel_per_layer_c2sp_stays(probe_runs):
     rows = _csv(probe_runs["even_drift"] / "drift.csv")
     assert list(rows[0])[:4] == ["kernel", "depth", "dy", "dx"]
@@ -103,6 +105,7 @@ def test_even_drift_c2_moves_half_a_pixel_per_layer_c2sp_stays(probe_runs):
             assert abs(dy) <= 0.5 and abs(dx) <= 0.5, (kind, n, dy, dx)
 
 
+@SLOW
 def test_even_erosion_c2_c4_erode_faster_than_c3_c2sp(probe_runs):
     rows = _csv(probe_runs["even_erosion"] / "erosion.csv")
     assert list(rows[0])[:3] == ["kernel", "layer", "q"]
@@ -119,6 +122,7 @@ def test_even_erosion_c2_c4_erode_faster_than_c3_c2sp(probe_runs):
     assert q[("c2sp", last)] > q[("c3", last)], "poster ordering at layer 54: C2sp > C3"
 
 
+@SLOW
 def test_dilation_valid_weights_and_mae(probe_runs):
     d = probe_runs["dilation_degeneration"]
     rows = _csv(d / "valid_weights.csv")
@@ -144,6 +148,7 @@ def test_dilation_valid_weights_and_mae(probe_runs):
     assert all(mae[r] > 0.0 for r in range(1, 16))
 
 
+@SLOW
 def test_conv_arithmetic_every_row_agrees(probe_runs):
     d = probe_runs["conv_arithmetic"]
     rows = _csv(d / "arithmetic.csv")

@@ -7,7 +7,8 @@
 The step is the one ``scripts/benchmark_models.py`` times (``experiments.trained_cost.train_step_seconds``:
 random batch, channels_last, fp32 or bf16 autocast), run ``--warmup`` times, then ``--steps`` times under the
 profiler. The table is torch's ``key_averages().table``, sorted by self device time on CUDA and by self CPU time
-on a CPU. Speed only: it shows what makes a variant slower than its MACs say; benchmark_models.py gives the ratios.
+on a CPU, then the ops a step launches (CUDA kernels on a GPU, leaf aten ops on a CPU). Speed only: it shows what
+makes a variant slower than its MACs say; benchmark_models.py gives the ratios.
 """
 from __future__ import annotations
 
@@ -47,6 +48,17 @@ def profile_step(model: torch.nn.Module, device: torch.device, precision: str, b
     return prof
 
 
+def ops_per_step(prof: torch.profiler.profile, steps: int) -> tuple[str, float]:
+    """What a step launches: CUDA kernels (and memcpy/memset) on a GPU, else leaf aten ops (those that call no
+    other aten op, views included): a small-kernel net is launch-bound when this is large for its MACs."""
+    events = prof.events()
+    cuda = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA]
+    if cuda:
+        return "CUDA kernels", len(cuda) / steps
+    leaf = [e for e in events if e.name.startswith("aten::") and not any(c.name.startswith("aten::") for c in e.cpu_children)]
+    return "leaf aten ops", len(leaf) / steps
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model", help="a registered model name (models.list_models()), e.g. resnet20")
@@ -76,6 +88,8 @@ def main() -> None:
           f"{args.steps} steps of forward+backward {args.precision} channels_last")
     sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
     print(prof.key_averages().table(sort_by=sort, row_limit=args.rows))
+    what, n = ops_per_step(prof, args.steps)
+    print(f"{what} per step: {n:.0f}")
     if args.trace:
         prof.export_chrome_trace(args.trace)
         print(f"wrote {args.trace}")

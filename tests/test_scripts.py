@@ -109,7 +109,28 @@ def test_profile_step_ranks_a_c2sp_nets_ops_and_its_symmetric_pad_shows(tmp_path
     assert "resnet20 conv=c2sp width=0.5:" in proc.stdout and "CPU, 1 thread(s), batch 4, 1 steps" in proc.stdout
     assert "Self CPU time total" in proc.stdout and "convolution_backward" in proc.stdout
     assert "_SymmetricPad" in proc.stdout  # the fused pad of the CPU path is one of the step's ops
+    assert re.search(r"^leaf aten ops per step: [1-9]\d*$", proc.stdout, re.M)
     assert json.loads(trace.read_text())["traceEvents"]
+
+
+def test_profile_step_counts_the_ops_a_step_launches():
+    """The fused CPU symmetric pad zeroes and copies per group: a C2sp step runs more ops than C2's, same MACs."""
+    import importlib.util
+
+    import torch
+
+    from models import create_model
+
+    spec = importlib.util.spec_from_file_location("profile_step", ROOT / "scripts" / "profile_step.py")
+    ps = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ps)
+    counts = {}
+    for conv in ("c2", "c2sp"):
+        torch.manual_seed(0)
+        prof = ps.profile_step(create_model("resnet20", conv=conv, width=0.25), torch.device("cpu"), "fp32", 2, 2, 1)
+        counts[conv] = ps.ops_per_step(prof, 2)
+    assert counts["c2"][0] == counts["c2sp"][0] == "leaf aten ops"
+    assert counts["c2sp"][1] > counts["c2"][1] + 19 * 4  # 19 even convs, at least 4 more ops each
 
 
 def test_profile_step_refuses_bad_model_arguments_in_one_line():

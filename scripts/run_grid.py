@@ -22,8 +22,8 @@ A grid with ``record: false`` (``probe_nets``) trains nets for the trained probe
 their config has a record, write none, and keep their checkpoints; a job is done when a finished run of its
 experiment and config with a checkpoint is in any grid's run dir (the standard grid's nets count).
 ``--profile`` runs a grid under another profile, in multirun/grid-<name>-<profile>. ``--only KEY=VALUE[,VALUE]``
-(repeatable) keeps the jobs whose overrides match, so machines can share a grid: a GPU takes the slow cells while
-a CPU runs the whole grid, skipping each job that a record meanwhile covers.
+(repeatable) keeps the jobs whose overrides, as the grid file writes them, match; so machines can share a grid:
+a GPU takes the slow cells while a CPU runs the whole grid, skipping each job that a record meanwhile covers.
 """
 from __future__ import annotations
 
@@ -255,7 +255,8 @@ def main() -> None:
     ap.add_argument("--profile", default=None, help="run the grid under this profile instead of its own "
                     "(run dirs: grid-<name>-<profile>), e.g. probe_nets --profile quick")
     ap.add_argument("--only", action="append", default=[], metavar="KEY=VALUE[,VALUE]",
-                    help="run only the grid's jobs whose override KEY is one of the VALUEs (repeatable: all must hold), "
+                    help="run only the grid's jobs whose override KEY, as written in the grid file, is one of the "
+                    "VALUEs (repeatable: all must hold), "
                     "e.g. --only model.name=resnet56 --only seed=0,1 to give a GPU the slow cells")
     ap.add_argument("--records", type=Path, default=Path(os.environ.get("CONVLAB_RECORDS", ROOT / "results" / "records")),
                     help="where the jobs write their records (paths.records_dir: $CONVLAB_RECORDS, else results/records)")

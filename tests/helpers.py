@@ -12,6 +12,16 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def load_script(name: str):
+    """``scripts/<name>.py`` as a module (scripts/ is not a package), for tests of its functions."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def run_cli(*overrides: str, run_dir: Path | None = None, multirun: bool = False, timeout: int = 300,
             env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
     """``python train.py overrides...`` from the repo root; raises with its output if it fails."""

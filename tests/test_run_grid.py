@@ -10,6 +10,7 @@ import pytest
 
 from experiments.grid import cell_models, progress
 from experiments.runs import collect
+from tests.helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_JOB = ("experiment=smoke, data=synthetic, data.train_subset=null, data.train_size=256, data.val_size=64, data.test_size=64, "
@@ -19,16 +20,6 @@ sweeps:
   - [{TINY_JOB}, "seed=0,1"]
   - [{TINY_JOB}, model.conv=c9]
 """
-
-
-def _load_run_grid():
-    """scripts/run_grid.py as a module (scripts/ is not a package)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("run_grid", ROOT / "scripts" / "run_grid.py")
-    run_grid = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(run_grid)
-    return run_grid
 
 
 def _run_grid(tmp_path, *args):
@@ -100,7 +91,7 @@ def test_the_estimate_scales_recorded_wall_times_by_depth_not_within_one_depth()
     """Same net recorded: its mean wall time; a deeper net of a recorded conv kind: scaled by its MACs."""
     from hydra import initialize_config_dir
 
-    run_grid = _load_run_grid()
+    run_grid = load_script("run_grid")
     rec = {"config": {"model": {"name": "resnet20", "conv": "c3"}}, "metrics": {"wall_time_s": 7200.0, "macs": 40813184}}
     job = ["experiment=even_kernels", "model.name=resnet20", "model.conv=c3"]
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
@@ -146,7 +137,7 @@ def test_the_pool_asks_again_before_each_job_and_skips_one_done_meanwhile(capsys
     """Two machines filling one records dir: a job recorded after the grid was planned does not run again."""
     import argparse
 
-    run_grid = _load_run_grid()
+    run_grid = load_script("run_grid")
     ran = []
     monkeypatch.setattr(run_grid, "run_job", lambda cmd, run_dir, stop: (ran.append(run_dir.name), (0, 0.1))[1])
     todo = [(["seed=0"], Path("a"), lambda: False), (["seed=1"], Path("b"), lambda: True), (["seed=2"], Path("c"), lambda: False)]
@@ -161,7 +152,7 @@ def test_a_job_stopped_by_a_signal_is_not_failed_and_the_pool_starts_no_other(ca
     import argparse
     import signal
 
-    run_grid = _load_run_grid()
+    run_grid = load_script("run_grid")
     ran = []
     codes = {"a": 0, "b": 128 + signal.SIGINT, "c": 0}
     monkeypatch.setattr(run_grid, "run_job", lambda cmd, run_dir, stop: (ran.append(run_dir.name), (codes[run_dir.name], 0.1))[1])
@@ -177,7 +168,7 @@ def test_a_signal_to_the_grid_sends_its_running_jobs_sigterm(tmp_path):
     import signal
     import threading
 
-    run_grid = _load_run_grid()
+    run_grid = load_script("run_grid")
     stop, result = run_grid.Stop(), []
     job = threading.Thread(target=lambda: result.append(run_grid.run_job(
         [sys.executable, "-c", "import time; time.sleep(60)"], tmp_path / "job", stop)))
@@ -197,7 +188,7 @@ def test_a_job_started_as_the_signal_arrives_still_gets_its_sigterm(tmp_path):
     handler's list missed it, so registering it sends the SIGTERM."""
     import signal
 
-    run_grid = _load_run_grid()
+    run_grid = load_script("run_grid")
     stop = run_grid.Stop()
     stop._handle(signal.SIGTERM, None)  # the grid is stopped while a worker is between its check and Popen
     code, minutes = run_grid.run_job([sys.executable, "-c", "import time; time.sleep(60)"], tmp_path / "job", stop)
@@ -242,7 +233,7 @@ def test_progress_agrees_with_the_config_hash_rule_on_the_committed_standard_rec
     from engine.records import config_hash
     from experiments.grid import GRIDS, grid_jobs
 
-    run_grid = _load_run_grid()
+    run_grid = load_script("run_grid")
     records = ROOT / "results" / "records"
     ok, failed = collect([records])
     by_overrides = sum(len(c["ok"]) for c in progress(GRIDS / "standard.yaml", ok + failed))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, load_script
 
 
 def _machine_paths(generated: bool) -> list[str]:
@@ -115,15 +115,11 @@ def test_profile_step_ranks_a_c2sp_nets_ops_and_its_symmetric_pad_shows(tmp_path
 
 def test_profile_step_counts_the_ops_a_step_launches():
     """The fused CPU symmetric pad zeroes and copies per group: a C2sp step runs more ops than C2's, same MACs."""
-    import importlib.util
-
     import torch
 
     from models import create_model
 
-    spec = importlib.util.spec_from_file_location("profile_step", ROOT / "scripts" / "profile_step.py")
-    ps = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ps)
+    ps = load_script("profile_step")
     counts = {}
     for conv in ("c2", "c2sp"):
         torch.manual_seed(0)

@@ -10,9 +10,8 @@ import pytest
 
 from experiments.grid import cell_models, progress
 from experiments.runs import collect
-from tests.helpers import load_script
+from tests.helpers import ROOT, load_script
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY_JOB = ("experiment=smoke, data=synthetic, data.train_subset=null, data.train_size=256, data.val_size=64, data.test_size=64, "
             "data.image_size=8, data.batch_size=64, model.width=0.5, trainer.epochs=1")
 GRID = f"""profile: quick

@@ -19,8 +19,8 @@ from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from engine.records import config_hash
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
 GOLDEN = Path(__file__).with_name("golden") / "configs.json"
 

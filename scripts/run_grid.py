@@ -75,39 +75,54 @@ def preflight_data(cfgs: list[DictConfig]) -> str | None:
 
 
 def recorded_runs(experiment: str, profile: str, records_dir: Path) -> list[dict]:
-    """The ok records of this experiment and profile made on this machine (CPU model, cores), with a wall time."""
+    """The ok records of this experiment and profile made wholly on this machine (CPU model, cores: every segment of a
+    resumed run), with a wall time."""
     here = machine_name()
+    on_here = lambda r: all(str(h).startswith(here) for h in [r.get("hardware")] + [  # noqa: E731
+        s.get("hardware") for s in r.get("segments") or []])
     return [r for r in read_records([records_dir / profile]) if r["experiment"] == experiment and r["status"] == "ok"
-            and str(r.get("hardware")).startswith(here) and isinstance(r["metrics"].get("wall_time_s"), (int, float))]
+            and on_here(r) and isinstance(r["metrics"].get("wall_time_s"), (int, float))]
 
 
-def estimate_hours(cfgs: list[DictConfig], recs: list[dict], workers: int) -> float | None:
-    """Hours for the jobs of ``cfgs`` at ``workers`` at a time, from the wall times of ``recs``: per job the records of the same
-    model and conv kind; else those of the same conv kind scaled by MACs (depth: a ResNet-56 job takes about 3x a
-    ResNet-20 one; within one depth wall time does not follow MACs); else all of them. None without records."""
+def estimate_hours(cfgs: list[DictConfig], recs: list[dict], workers: int) -> tuple[float, int]:
+    """Hours for the jobs of ``cfgs`` at ``workers`` at a time, from the wall times of ``recs``, and how many jobs had
+    no basis (left out of the hours). Per job: the records of the same model config; else those of the same conv kind
+    at another depth, scaled by MACs (a ResNet-56 job takes about 3x a ResNet-20 one); else the costliest recorded
+    config of the same net, scaled up by MACs but never down (C4 and C5 are compute-bound: about C3 x their MACs; C2's
+    half of C3's MACs does not halve its time on a CPU); else no estimate (another net's wall time says little:
+    RedNet-26's involutions take far more time per MAC than its ResNet baseline's convs on a CPU)."""
     from hydra.utils import instantiate
 
     from models.complexity import profile as count
 
-    if not recs or not cfgs:
-        return None
     mean = lambda rs, key: sum(key(r) for r in rs) / len(rs)  # noqa: E731
-    wall, macs_cache, total = (lambda r: run_wall_s(r) / 60), {}, 0.0
+    wall, macs_cache, total, unknown = (lambda r: run_wall_s(r) / 60), {}, 0.0, 0
+    counted = [r for r in recs if r["metrics"].get("macs")]
+
+    def macs(cfg: DictConfig) -> int:
+        key = json.dumps(OmegaConf.to_container(cfg.model, resolve=True), sort_keys=True)
+        if key not in macs_cache:
+            shape = (cfg.data.channels, cfg.data.image_size, cfg.data.image_size)
+            macs_cache[key] = count(instantiate(cfg.model), shape)["macs"]
+        return macs_cache[key]
+
+    bare = lambda m: {k: v for k, v in m.items() if k != "_target_"}  # noqa: E731  (the factory's path is layout)
     for cfg in cfgs:
-        name, conv = cfg.model.get("name"), cfg.model.get("conv")
-        same = [r for r in recs if (r["config"]["model"].get("name"), r["config"]["model"].get("conv")) == (name, conv)]
-        kind = [r for r in recs if r["config"]["model"].get("conv") == conv and r["metrics"].get("macs")]
+        model = bare(OmegaConf.to_container(cfg.model, resolve=True))
+        name, conv = model.get("name"), model.get("conv")
+        same = [r for r in recs if bare(r["config"]["model"]) == model]
+        kind = [r for r in counted if conv is not None and r["config"]["model"].get("conv") == conv]
+        net = [r for r in counted if r["config"]["model"].get("name") == name]
         if same:
             total += mean(same, wall)
         elif kind:
-            key = json.dumps(OmegaConf.to_container(cfg.model, resolve=True), sort_keys=True)
-            if key not in macs_cache:
-                shape = (cfg.data.channels, cfg.data.image_size, cfg.data.image_size)
-                macs_cache[key] = count(instantiate(cfg.model), shape)["macs"]
-            total += mean(kind, wall) * macs_cache[key] / mean(kind, lambda r: r["metrics"]["macs"])
+            total += mean(kind, wall) * macs(cfg) / mean(kind, lambda r: r["metrics"]["macs"])
+        elif net:
+            top = max(r["metrics"]["macs"] for r in net)
+            total += mean([r for r in net if r["metrics"]["macs"] == top], wall) * max(1.0, macs(cfg) / top)
         else:
-            total += mean(recs, wall)
-    return total / workers / 60
+            unknown += 1
+    return total / workers / 60, unknown
 
 
 UNRECORDED = ["trainer.record=false", "trainer.skip_recorded=false", "trainer.skip_finished=true"]  # record: false
@@ -302,8 +317,9 @@ def main() -> None:
         keys = dict(o.split("=", 1) for o in s if "=" in o)
         exp = keys.get("experiment_name", keys.get("experiment", ""))  # the name its records are filed under
         recs = recorded_runs(exp.replace("_baseline", ""), profile, args.records)
-        hours = estimate_hours([cfg for *_, cfg in left], recs, args.jobs)
-        eta = f", about {hours:.1f} h at {args.jobs} at a time on this machine" if hours else ""
+        hours, unknown = estimate_hours([cfg for *_, cfg in left], recs, args.jobs)
+        eta = f", about {hours:.1f} h at {args.jobs} at a time on this machine" if len(left) > unknown else ""
+        eta += f"{' +' if eta else ','} {unknown} job(s) without an estimate (no record of its net or conv kind on this machine)" if unknown else ""
         print(f"[{i}/{len(plan)}] {' '.join(s)}: {n - len(left)}/{n} {state}{eta}", flush=True)
     if args.dry_run or not todo:
         return

@@ -86,21 +86,50 @@ def test_a_missing_dataset_stops_the_grid_before_any_job(tmp_path):
     assert not (tmp_path / "records").exists() and not (tmp_path / "runs").exists()
 
 
-def test_the_estimate_scales_recorded_wall_times_by_depth_not_within_one_depth():
-    """Same net recorded: its mean wall time; a deeper net of a recorded conv kind: scaled by its MACs."""
+def test_the_estimate_scales_recorded_wall_times_by_depth_and_up_within_one_net():
+    """Same model config recorded: its mean wall time; a deeper net of a recorded conv kind: scaled by its MACs;
+    another kind of the same net: scaled up by MACs (C5 costs about 2.8x C3), never down (C2); another net: no
+    estimate, counted apart. Only runs made wholly on this machine count."""
     from hydra import initialize_config_dir
+    from omegaconf import OmegaConf
 
     run_grid = load_script("run_grid")
-    rec = {"config": {"model": {"name": "resnet20", "conv": "c3"}}, "metrics": {"wall_time_s": 7200.0, "macs": 40813184}}
-    job = ["experiment=even_kernels", "model.name=resnet20", "model.conv=c3"]
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        cfg = run_grid.job_config(job, "standard")
-        deep = run_grid.job_config(["experiment=even_kernels", "model.name=resnet56", "model.conv=c3"], "standard")
-        c5 = run_grid.job_config(["experiment=even_kernels", "model.name=resnet20", "model.conv=c5"], "standard")
-    assert run_grid.estimate_hours([cfg, cfg], [rec], 2) == 2.0
-    assert run_grid.estimate_hours([c5], [rec], 1) == 2.0  # a kind without records: the plain mean, never MAC-scaled
-    assert abs(run_grid.estimate_hours([deep], [rec], 1) - 2.0 * 125747840 / 40813184) < 1e-9  # ResNet-56/20 C3 MACs
-    assert run_grid.estimate_hours([cfg], [], 1) is None
+        cfg, deep, c5, c2, rednet = (run_grid.job_config(job, "standard") for job in (
+            ["experiment=even_kernels", "model.name=resnet20", "model.conv=c3"],
+            ["experiment=even_kernels", "model.name=resnet56", "model.conv=c3"],
+            ["experiment=even_kernels", "model.name=resnet20", "model.conv=c5"],
+            ["experiment=even_kernels", "model.name=resnet20", "model.conv=c2"],
+            ["experiment=rednet", "model.kernel_size=7"]))
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    model["_target_"] = "create_model"  # an older factory path: layout, not the model
+    rec = {"config": {"model": model}, "metrics": {"wall_time_s": 7200.0, "macs": 40813184}}
+    assert run_grid.estimate_hours([cfg, cfg], [rec], 2) == (2.0, 0)
+    k3 = 40813184 - 2 * 131072 - 640  # ResNet-20 C3's k x k conv MACs: all but the two 1x1 shortcuts and the fc
+    hours, unknown = run_grid.estimate_hours([c5], [rec], 1)
+    assert abs(hours - 2.0 * (40813184 + k3 * (25 - 9) // 9) / 40813184) < 1e-9 and unknown == 0
+    assert run_grid.estimate_hours([c2], [rec], 1) == (2.0, 0)  # half of C3's MACs, not half its time
+    hours, unknown = run_grid.estimate_hours([deep], [rec], 1)
+    assert abs(hours - 2.0 * 125747840 / 40813184) < 1e-9 and unknown == 0  # ResNet-56/20 C3 MACs
+    assert run_grid.estimate_hours([rednet, cfg], [rec], 1) == (2.0, 1)
+    assert run_grid.estimate_hours([cfg], [], 1) == (0.0, 1)
+
+
+def test_the_estimate_reads_only_runs_made_wholly_on_this_machine(tmp_path, monkeypatch):
+    """A run resumed here from another machine's checkpoint says little about this machine's speed."""
+    run_grid = load_script("run_grid")
+    monkeypatch.setattr(run_grid, "machine_name", lambda: "HERE (2 cores)")
+    folder = tmp_path / "standard" / "even_kernels"
+    folder.mkdir(parents=True)
+    for i, hardware in enumerate(["HERE (2 cores), 1 thread(s)", "GPU box (16 cores), 1 thread(s), H200"]):
+        segments = [{"from": "start", "hardware": hardware, "wall_s": 100.0},
+                    {"from": "at epoch 3", "hardware": "HERE (2 cores), 1 thread(s)", "wall_s": 100.0}]
+        rec = {"experiment": "even_kernels", "status": "ok", "config_hash": f"h{i}", "config": {},
+               "hardware": "HERE (2 cores), 1 thread(s)",
+               "segments": segments, "metrics": {"wall_time_s": 100.0}}
+        (folder / f"run{i}.json").write_text(json.dumps(rec))
+    runs = run_grid.recorded_runs("even_kernels", "standard", tmp_path)
+    assert [r["segments"][0]["hardware"] for r in runs] == ["HERE (2 cores), 1 thread(s)"]
 
 
 @pytest.mark.slow  # one tiny training job in a subprocess

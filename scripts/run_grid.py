@@ -50,7 +50,7 @@ from engine.provenance import machine_name  # noqa: E402
 from engine.records import config_hash, experiment_of, find_record  # noqa: E402
 from engine.rundir import read_metrics  # noqa: E402
 from experiments.grid import GRIDS, job_config, parse_only, selected, sweeps  # noqa: E402
-from experiments.runs import read_records, run_wall_s  # noqa: E402
+from experiments.runs import SEP, provenance, read_records, run_wall_s  # noqa: E402
 
 
 def preflight_data(cfgs: list[DictConfig]) -> str | None:
@@ -78,8 +78,7 @@ def recorded_runs(experiment: str, profile: str, records_dir: Path) -> list[dict
     """The ok records of this experiment and profile made wholly on this machine (CPU model, cores: every segment of a
     resumed run), with a wall time."""
     here = machine_name()
-    on_here = lambda r: all(str(h).startswith(here) for h in [r.get("hardware")] + [  # noqa: E731
-        s.get("hardware") for s in r.get("segments") or []])
+    on_here = lambda r: all(h.startswith(here) for h in provenance(r)["hardware"].split(SEP))  # noqa: E731
     return [r for r in read_records([records_dir / profile]) if r["experiment"] == experiment and r["status"] == "ok"
             and on_here(r) and isinstance(r["metrics"].get("wall_time_s"), (int, float))]
 

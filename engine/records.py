@@ -29,7 +29,7 @@ IGNORED = ("paths", "logger", "hydra", "tags", "experiment_name", "profile_name"
            "data.root", "data.source.root", "data.source.download", "trainer.device", "trainer.threads",
            "trainer.progress", "trainer.checkpoint", "trainer.resume", "trainer.skip_finished",
            "trainer.skip_recorded", "trainer.record", "trainer.compile", "trainer.deterministic",
-           "trainer.eval_batch_size")
+           "trainer.eval_batch_size", "probe.records")
 
 
 def training_config(cfg: DictConfig, drop: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -55,7 +55,12 @@ def _short_targets(node: Any) -> Any:
 
 def config_hash(cfg: DictConfig) -> str:
     """12 hex digits of the SHA-256 of ``training_config(cfg)`` (canonical JSON)."""
-    text = json.dumps(training_config(cfg), sort_keys=True, separators=(",", ":"), default=str)
+    return digest(training_config(cfg))
+
+
+def digest(config: dict[str, Any]) -> str:
+    """12 hex digits of the SHA-256 of a plain config dict as canonical JSON."""
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 

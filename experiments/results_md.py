@@ -69,8 +69,12 @@ def arithmetic_verdict(m: dict) -> tuple[str, str]:
 
 
 def _nets(m: dict) -> str:
-    """Which trained nets a probe read: their profile (older probe outputs did not record it)."""
-    return f"{m['profile']}-profile nets" if m.get("profile") else "nets of an earlier sweep (profile not recorded)"
+    """Which trained nets a probe read: their profile (older probe outputs did not record it), and how many of them
+    came from committed probe records rather than checkpoints on the probing machine."""
+    nets = f"{m['profile']}-profile nets" if m.get("profile") else "nets of an earlier sweep (profile not recorded)"
+    if m.get("n_from_records"):
+        nets += f" ({m['n_from_records']} of {m['n_runs']} read from committed probe records)"
+    return nets
 
 
 DRIFT_RULE = "rule: C2 up-left in every run and C2sp's mean offset below half of C2's"

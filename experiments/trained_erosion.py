@@ -11,7 +11,8 @@ from engine.checkpoint import model_from_state
 from experiments.even_erosion import trained_q
 from experiments.probe_utils import log_outputs, plt, write_csv, write_readme
 from experiments.stats import MIN_N, VERDICTS, verdict
-from experiments.trained_nets import profiles_of, select_runs, test_images
+from experiments.probe_records import describe, sample
+from experiments.trained_nets import test_images
 
 SETUP = """\
 For each checkpoint (a ``checkpoints/last.pt`` of a CIFAR ResNet run), Q_n = mean |activation| is taken
@@ -23,25 +24,32 @@ scale is arbitrary in a net with BN after every conv, so the rule uses the block
 Rule (over runs, i.e. seeds; ``experiments.stats.verdict``, 95% Welch interval): the per-run value is
 log10 Q at the last block. The claim, that C2 erodes faster than the symmetric kernels, is reproduced
 when both C2sp - C2 and C3 - C2 lie above 0, not reproduced when either lies below 0, inconclusive
-otherwise; with fewer than 2 runs of a kind there is no verdict."""
+otherwise; with fewer than 2 runs of a kind there is no verdict.
+
+The sample: every finished run whose checkpoint is on the probing machine (measured, and written as a probe record
+beside its run record), plus the committed probe records of runs measured elsewhere (``experiments.probe_records``).
+One row set per run, one recipe per sample."""
 CLAIM = "Information erodes faster through C2 than through C2sp and C3, in trained networks too."
 COLUMNS = ["run", "conv", "seed", "curve", "layer", "size", "q"]
 PAIRS = (("c2sp", "c2"), ("c3", "c2"))  # (claimed to keep more, baseline)
 
 
-def compute(checkpoints: str, images: int, model: str | None, experiment: str | None,
-            profile: str | None) -> tuple[list[dict], list[str], list[str]]:
-    """One row per run, curve and layer; the model names and profiles of the runs."""
-    runs, names = select_runs(checkpoints, experiment, model, profile)
-    rows, cache = [], {}
-    for path, state in runs:
+def measure(images: int, cache: dict):
+    """The probe's measurement of one run: one row per curve and layer."""
+    def one(state: dict) -> list[dict]:
         cfg = state["config"]
-        net = model_from_state(state).float()
-        run_dir = os.path.dirname(os.path.dirname(path))
-        for r in trained_q(net, None, x=test_images(state, images, cache), label="t"):
-            rows.append({"run": run_dir, "conv": cfg["model"].get("conv", "?"), "seed": cfg["seed"],
-                         "curve": r["kernel"].split("_", 1)[1], "layer": r["layer"], "size": r["size"], "q": r["q"]})
-    return rows, names, profiles_of(runs)
+        return [{"conv": cfg["model"].get("conv", "?"), "seed": cfg["seed"], "curve": r["kernel"].split("_", 1)[1],
+                 "layer": r["layer"], "size": r["size"], "q": r["q"]}
+                for r in trained_q(model_from_state(state).float(), None, x=test_images(state, images, cache),
+                                   label="t")]
+    return one
+
+
+def compute(checkpoints: str, images: int, model: str | None, experiment: str | None,
+            profile: str | None, records: str | None = None) -> list[dict]:
+    """The sample's runs (``experiments.probe_records.sample``), each with one row per curve and layer."""
+    return sample("trained_erosion", measure(images, {}), checkpoints, experiment, model, profile,
+                  {"images": images}, records)
 
 
 def last_block_log_q(rows: list[dict]) -> dict[str, list[float]]:
@@ -86,13 +94,16 @@ def combine(parts: list[str], needed: int) -> str:
 
 
 def run(out_dir: str, logger, checkpoints: str = "multirun", images: int = 1000, model: str | None = None,
-        experiment: str | None = "even_kernels", profile: str | None = None) -> dict:
-    """``checkpoints``, ``model``, ``experiment``, ``profile``: which runs, as in ``experiments.trained_drift``."""
-    rows, names, profiles = compute(checkpoints, images, model, experiment, profile)
+        experiment: str | None = "even_kernels", profile: str | None = None, records: str | None = None) -> dict:
+    """``checkpoints``, ``model``, ``experiment``, ``profile``, ``records``: which runs, as in
+    ``experiments.trained_drift``."""
+    runs = compute(checkpoints, images, model, experiment, profile, records)
+    rows = [row for r in runs for row in r["rows"]]
+    names, profiles = sorted({r["model"] for r in runs}), sorted({str(r["profile"]) for r in runs})
     os.makedirs(out_dir, exist_ok=True)
     write_csv(os.path.join(out_dir, "trained_erosion.csv"), COLUMNS, rows)
     plot(rows, os.path.join(out_dir, "trained_erosion.png"), ", ".join(names), ", ".join(profiles))
-    metrics = {**summarise(rows), "profile": ", ".join(profiles), "n_checkpoints": len({r["run"] for r in rows})}
+    metrics = {**summarise(rows), **describe(runs)}
     write_readme(out_dir, "trained_erosion: Q_n in trained even-kernel networks (Wu et al. 2019, E2)", SETUP,
                  metrics, ["trained_erosion.csv", "trained_erosion.png"], claim=CLAIM)
     log_outputs(logger, out_dir, {"trained_erosion": "trained_erosion.csv"}, {"trained_erosion": "trained_erosion.png"})

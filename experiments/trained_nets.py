@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 AXES = ("seed", "model.conv")  # what a probe compares across runs; everything else must agree
 
 
+class NoRuns(ConfigError):
+    """No finished run of the probe's selection among the checkpoints (committed probe records may still hold some)."""
+
+
 def find_checkpoints(checkpoints: str) -> list[str]:
     """``last.pt`` paths from a glob, or every ``**/checkpoints/last.pt`` under a directory (a sweep dir,
     ``multirun/``, ``outputs/``: wherever Hydra put the runs)."""
@@ -44,7 +48,17 @@ def finished(state: dict) -> bool:
 
 def recipe(state: dict) -> dict:
     """The run's training config (recomputed by this code, so runs of older code compare) without the ``AXES``."""
-    return records.training_config(OmegaConf.create(state["config"]), drop=AXES)
+    return recipe_of(state["config"])
+
+
+def recipe_of(config: dict) -> dict:
+    """A training config (a checkpoint's resolved config or a run record's ``config``) without the ``AXES``."""
+    return records.training_config(OmegaConf.create(config), drop=AXES)
+
+
+def recipe_hash(config: dict) -> str:
+    """12 hex digits naming ``recipe_of(config)``: runs with equal recipe hashes differ only in the ``AXES``."""
+    return records.digest(recipe_of(config))
 
 
 def select_runs(checkpoints: str, experiment: str | None, model: str | None,
@@ -82,13 +96,13 @@ def select_runs(checkpoints: str, experiment: str | None, model: str | None,
         of = f" of an {experiment!r} run" if experiment else ""
         of += f" of profile {profile!r}" if profile else ""
         late = f", {len(unfinished)} of them unfinished" if unfinished else ""
-        raise ConfigError(f"probe.checkpoints={checkpoints!r} holds no finished checkpoints/last.pt{of} ({len(paths)} "
-                          f"checkpoint(s) found{late}); pass a sweep dir or glob, or train the nets first: "
-                          "python scripts/run_grid.py probe_nets")
+        raise NoRuns(f"probe.checkpoints={checkpoints!r} holds no finished checkpoints/last.pt{of} ({len(paths)} "
+                     f"checkpoint(s) found{late}); pass a sweep dir or glob, or train the nets first: "
+                     "python scripts/run_grid.py probe_nets")
     if not runs:
         late = f"; {len(unfinished)} unfinished run(s) not counted" if unfinished else ""
-        raise ConfigError(f"probe.model={model!r}: none of the finished runs among the {len(paths)} checkpoints "
-                          f"matching {checkpoints!r} is one (they are {', '.join(sorted(found))}){late}")
+        raise NoRuns(f"probe.model={model!r}: none of the finished runs among the {len(paths)} checkpoints "
+                     f"matching {checkpoints!r} is one (they are {', '.join(sorted(found))}){late}")
     for key, what in (("model", lambda c: c["model"]["name"]), ("profile", lambda c: c.get("profile_name"))):
         kinds = sorted({str(what(state["config"])) for _, state in runs})
         if len(kinds) > 1:  # one net and one recipe per summary: never pool depths or profiles
@@ -118,7 +132,3 @@ def test_images(state: dict, images: int, cache: dict) -> torch.Tensor:
         cache[source] = instantiate(state["config"]["data"]["source"]).test_x[:images]
     return Batches(state["mean"], state["std"], torch.device("cpu"), False)(cache[source])
 
-
-def profiles_of(runs: list[tuple[str, dict]]) -> list[str]:
-    """The ``profile_name`` of the probed runs (sorted, "?" where a checkpoint has none)."""
-    return sorted({str(state["config"].get("profile_name") or "?") for _, state in runs})

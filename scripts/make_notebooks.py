@@ -124,7 +124,7 @@ import json  # probes of trained nets: results/<probe>[_<profile>][_<depth>]/ (r
 dirs = [d for d in sorted(RESULTS_DIR.glob("trained_*")) if (d / "metrics.json").exists()]
 for d in dirs:
     m = json.loads((d / "metrics.json").read_text())
-    print(f"{d.name}: nets of profile {m.get('profile') or 'not recorded'}, {m.get('n_checkpoints', '?')} checkpoints, "
+    print(f"{d.name}: nets of profile {m.get('profile') or 'not recorded'}, {m.get('n_runs', m.get('n_checkpoints', '?'))} runs, "
           f"verdict {m.get('verdict', '(rule in RESULTS.md)')}")
 erosion = [d for d in dirs if (d / "trained_erosion.csv").exists()]
 if erosion:  # mean |activation| after every residual block, one line per trained run

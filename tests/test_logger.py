@@ -74,6 +74,6 @@ def test_trained_experiment_runs_with_the_wandb_logger(experiment, smoke_run, tm
 @pytest.mark.parametrize("probe", ["trained_drift", "trained_erosion"])
 def test_trained_probe_runs_with_the_wandb_logger(probe, smoke_run, tmp_path):
     run_cli(f"experiment={probe}", *WANDB, f"probe.checkpoints={smoke_run}/checkpoints/last.pt", "probe.experiment=smoke",
-            "probe.images=32", run_dir=tmp_path / "probe")
+            "probe.images=32", run_dir=tmp_path / "probe", env={"CONVLAB_RECORDS": str(tmp_path / "records")})
     assert read_metrics(tmp_path / "probe")["status"] == "ok"
     assert _tables(tmp_path / "probe"), "the probe logged no table"

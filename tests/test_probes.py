@@ -208,7 +208,7 @@ def test_trained_erosion_probe_reads_every_run_and_applies_the_rule(tmp_path):
     m = trained_erosion.run(str(tmp_path / "out"), logger, checkpoints=str(tmp_path / "sweep"), images=16,
                             profile="standard")
     rows = _csv(tmp_path / "out" / "trained_erosion.csv")
-    assert len({r["run"] for r in rows}) == 6 and m["n_checkpoints"] == 6 and m["profile"] == "standard"
+    assert len({r["run"] for r in rows}) == 6 and m["n_runs"] == 6 and m["n_from_records"] == 0 and m["profile"] == "standard"
     block = [r for r in rows if r["curve"] == "block"]
     assert len(block) == 6 * (1 + 9)  # per run: the input + 9 residual blocks
     last = {}  # log10 Q at the last block of each run, straight from the CSV

@@ -166,27 +166,29 @@ def test_blurpool_sweep_reports_consistency(tmp_path):
 def test_trained_drift_probe_on_a_checkpoint(tmp_path):
     """Finds the even_kernels checkpoints under any sweep dir (not only reproduce.sh's), or fails in one line."""
     sweep = tmp_path / "multirun" / "even_kernels" / "2026-01-01_00-00-00"
+    env = {"CONVLAB_RECORDS": str(tmp_path / "records")}  # this test's run and probe records
     run_cli("experiment=smoke", "experiment_name=even_kernels", "logger=none", "model.conv=c2", "data.image_size=16",
             run_dir=sweep / "0")
     run_cli("experiment=smoke", "logger=none", "model.conv=c3", "data.image_size=16", run_dir=sweep / "1")  # a smoke run
     (tmp_path / "multirun" / "grid-standard").symlink_to(sweep)  # the same nets, where reproduce.sh looks
     out = tmp_path / "probe"
     run_cli("experiment=trained_drift", "logger=none", f"probe.checkpoints={tmp_path / 'multirun'}",
-            "probe.images=64", run_dir=out)
+            "probe.images=64", run_dir=out, env=env)
     rows = list(csv.DictReader(open(out / "trained_drift.csv")))
     assert [int(r["size"]) for r in rows] == [16, 8, 4] and {r["conv"] for r in rows} == {"c2"}  # found twice, read once
+    assert len(list((tmp_path / "records").rglob("*.trained_drift.json"))) == 1  # its probe record, via paths
     glob_override = re.search(r'"(probe\.checkpoints=[^"]+)"', (ROOT / "scripts" / "reproduce.sh").read_text())[1]
     run_cli("experiment=trained_drift", "logger=none", glob_override.replace("'multirun/", f"'{tmp_path}/multirun/"),
-            "probe.images=64", run_dir=tmp_path / "as_reproduce_sh")  # reproduce.sh's glob, quoted as it passes it
+            "probe.images=64", run_dir=tmp_path / "as_reproduce_sh", env=env)  # reproduce.sh's glob, quoted as it passes it
     strip = lambda rs: [{k: v for k, v in r.items() if k != "run"} for r in rs]  # noqa: E731
     assert strip(csv.DictReader(open(tmp_path / "as_reproduce_sh" / "trained_drift.csv"))) == strip(rows)
     assert all(abs(float(r["dy"])) < int(r["size"]) / 2 for r in rows)
     assert (out / "trained_drift.png").exists()
     bad = run_cli("experiment=trained_drift", "logger=none", f"probe.checkpoints={sweep}",
-                  "probe.model=resnet56", run_dir=tmp_path / "bad", check=False)
+                  "probe.model=resnet56", run_dir=tmp_path / "bad", check=False, env=env)
     assert bad.returncode == 2 and "probe.model='resnet56'" in bad.stderr.strip().splitlines()[0]
     empty = run_cli("experiment=trained_drift", "logger=none", f"probe.checkpoints={tmp_path / 'nothing'}",
-                    run_dir=tmp_path / "empty", check=False)
+                    "probe.records=null", run_dir=tmp_path / "empty", check=False, env=env)  # no checkpoints, no records
     lines = empty.stderr.strip().splitlines()
     assert empty.returncode == 2 and len(lines) == 1 and "probe.checkpoints=" in lines[0], empty.stderr
 

@@ -25,17 +25,36 @@ def now() -> str:
 
 
 def machine_name() -> str:
-    """``"<CPU model> (<n> cores)"``: how a record's ``hardware`` starts on this machine."""
-    return f"{_cpu_name()} ({os.cpu_count()} cores)"
+    """``"<CPU model>[ [<widest vector ISA>]] (<n> cores)"``: how a record's ``hardware`` starts on this machine.
+
+    The ISA tells apart CPUs that report one model name (a virtual "AMD EPYC" with AVX2 only or with AVX-512 bf16
+    trains at different speeds); records written before it was added name the model only."""
+    isa = _vector_isa()
+    return f"{_cpu_name()}{f' [{isa}]' if isa else ''} ({os.cpu_count()} cores)"
 
 
 def _cpu_name() -> str:
     """The CPU model from /proc/cpuinfo (Linux), else the platform's machine name."""
+    return _cpuinfo("model name") or platform.machine() or platform.processor() or "unknown CPU"
+
+
+CPUINFO = "/proc/cpuinfo"
+ISA_FLAGS = ("amx_bf16", "avx512_bf16", "avx512f", "avx2", "asimd")  # widest first; /proc/cpuinfo flag names
+
+
+def _vector_isa() -> str:
+    """The widest of ``ISA_FLAGS`` this CPU has (Linux), else ""."""
+    flags = set((_cpuinfo("flags") or _cpuinfo("Features") or "").split())
+    return next((f for f in ISA_FLAGS if f in flags), "")
+
+
+def _cpuinfo(key: str) -> str | None:
+    """The first ``key`` line's value in /proc/cpuinfo, None where there is none."""
     try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.machine() or platform.processor() or "unknown CPU"
+        with open(CPUINFO) as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.split(":", 1)[0].strip() == key), None)
+    except OSError:
+        return None
 
 
 def hardware(device: torch.device | None) -> str:

@@ -184,3 +184,20 @@ def test_a_resume_on_another_device_type_is_listed_with_its_note_in_runs_and_the
     line = report._provenance([row, {**row, "notes": ""}], [])
     assert "Hardware (MIXED)" in line and "1 run(s) resumed with a note (runs.csv: notes)" in line
     assert "with a note" not in report._provenance([{**row, "notes": ""}], [])
+
+
+@pytest.mark.parametrize("flags, isa", [("fpu sse2 avx2 fma", "avx2"), ("avx2 avx512f avx512_bf16 avx512vl", "avx512_bf16"),
+                                        ("avx2 avx512f avx512_bf16 amx_bf16 amx_tile", "amx_bf16"), ("fpu sse2", "")])
+def test_the_hardware_string_tells_apart_cpus_of_one_model_name(tmp_path, monkeypatch, flags, isa):
+    """Two virtual CPUs report "AMD EPYC"; one has AVX2 only, the other AVX-512 bf16 and trains faster: the
+    hardware string (and so the report's per-hardware speeds and run_grid's estimates) must not pool them."""
+    from engine import provenance
+    from experiments.rules import speed_hardware
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: {flags}\n\nprocessor\t: 1\n")
+    monkeypatch.setattr(provenance, "CPUINFO", str(cpuinfo))
+    name = provenance.machine_name()
+    assert name.startswith("AMD EPYC" + (f" [{isa}]" if isa else "") + " (")
+    hardware = provenance.hardware(None)
+    assert speed_hardware(hardware) == f"{name}, {hardware.rsplit(', ', 1)[1]}"  # still "<CPU>, <t> thread(s)"

@@ -72,7 +72,8 @@ def read(records_dir: str | Path, probe: str, experiment: str | None, model: str
 def sample(probe: str, measure: Measure, checkpoints: str, experiment: str | None, model: str | None,
            profile: str | None, settings: dict, records_dir: str | Path | None) -> list[dict[str, Any]]:
     """Every run of the probe's sample, one probe record per run (config hash order), its ``rows`` each with
-    ``run`` = the config hash, and ``source``: the checkpoint it was measured from here or the probe record read.
+    ``run`` = the config hash, ``source`` (the checkpoint it was measured from here, or the probe record read) and
+    ``from_record``.
 
     The runs with a finished checkpoint (``experiments.trained_nets.select_runs``) are measured here and, with
     ``records_dir`` set, written as probe records; the committed probe records of the other runs join them. Raises
@@ -92,10 +93,10 @@ def sample(probe: str, measure: Measure, checkpoints: str, experiment: str | Non
         rec = make(probe, cfg, digest, measure(state), settings)
         if records_dir is not None:
             write_json_atomic(rec, path_of(records_dir, probe, cfg, digest))
-        runs[digest] = {**rec, "source": path}
+        runs[digest] = {**rec, "source": path, "from_record": False}
     for rec in committed:
         if rec["config_hash"] not in runs:
-            runs[rec["config_hash"]] = {**rec, "source": rec["path"]}
+            runs[rec["config_hash"]] = {**rec, "source": rec["path"], "from_record": True}
     if committed:
         log.info("%s: %d run(s) measured here, %d read from committed probe records under %s", probe, len(local),
                  len(runs) - len(local), records_dir)
@@ -122,5 +123,5 @@ def check_one_sample(probe: str, runs: list[dict], settings: dict) -> None:
 def describe(runs: list[dict]) -> dict[str, Any]:
     """The sample's size and provenance for a probe's metrics: its runs, how many of them were read from committed
     probe records (measured on another machine or earlier), and the profile(s) of its runs."""
-    return {"n_runs": len(runs), "n_from_records": sum(not r["source"].endswith(".pt") for r in runs),
+    return {"n_runs": len(runs), "n_from_records": sum(r["from_record"] for r in runs),
             "profile": ", ".join(sorted({str(r["profile"]) for r in runs}))}

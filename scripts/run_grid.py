@@ -21,6 +21,10 @@ a missing copy stops the grid in one line (exit 2) before any job starts or reco
 A grid with ``record: false`` (``probe_nets``) trains nets for the trained probes: its jobs run whether or not
 their config has a record, write none, and keep their checkpoints; a job is done when a finished run of its
 experiment and config with a checkpoint is in any grid's run dir (the standard grid's nets count).
+A grid's ``probes`` (``{experiment: [probe, ...]}``, e.g. the standard grid's trained drift and erosion probes of
+its even-kernel nets) run after each finished job of that experiment, on its checkpoint, where it was trained: each
+writes the net's probe record beside its run record (experiments/probe_records.py), which carries the measurement
+to other machines as the run record carries the accuracy; a failed probe is reported and counts as a failure.
 ``--profile`` runs a grid under another profile, in multirun/grid-<name>-<profile>. ``--only KEY=VALUE[,VALUE]``
 (repeatable) keeps the jobs whose overrides, as the grid file writes them, match; so machines can share a grid:
 a GPU takes the slow cells while a CPU runs the whole grid, skipping each job that a record meanwhile covers.
@@ -98,11 +102,15 @@ def estimate_hours(cfgs: list[DictConfig], recs: list[dict], workers: int) -> tu
     wall, macs_cache, total, unknown = (lambda r: run_wall_s(r) / 60), {}, 0.0, 0
     counted = [r for r in recs if r["metrics"].get("macs")]
 
-    def macs(cfg: DictConfig) -> int:
+    def macs(cfg: DictConfig) -> int | None:
+        """The model's MACs, None where it cannot be built (the job will fail and be recorded as failed)."""
         key = json.dumps(OmegaConf.to_container(cfg.model, resolve=True), sort_keys=True)
         if key not in macs_cache:
             shape = (cfg.data.channels, cfg.data.image_size, cfg.data.image_size)
-            macs_cache[key] = count(instantiate(cfg.model), shape)["macs"]
+            try:
+                macs_cache[key] = count(instantiate(cfg.model), shape)["macs"]
+            except Exception:  # noqa: BLE001 - hydra wraps the factory's ValueError; the job reports it
+                macs_cache[key] = None
         return macs_cache[key]
 
     bare = lambda m: {k: v for k, v in m.items() if k != "_target_"}  # noqa: E731  (the factory's path is layout)
@@ -114,6 +122,8 @@ def estimate_hours(cfgs: list[DictConfig], recs: list[dict], workers: int) -> tu
         net = [r for r in counted if r["config"]["model"].get("name") == name]
         if same:
             total += mean(same, wall)
+        elif (kind or net) and macs(cfg) is None:
+            unknown += 1
         elif kind:
             total += mean(kind, wall) * macs(cfg) / mean(kind, lambda r: r["metrics"]["macs"])
         elif net:
@@ -137,6 +147,26 @@ def job_command(run_dir: Path, job: list[str], profile: str, threads: int, extra
     """``python train.py`` for one job in its run dir (``flags``: the grid's own, e.g. ``UNRECORDED``)."""
     return [sys.executable, str(ROOT / "train.py"), *job, f"profile={profile}", f"trainer.threads={threads}", *flags,
             *extra, f"hydra.run.dir={run_dir}"]
+
+
+def probe_jobs(probes: list[str], cfg: DictConfig, run_dir: Path, profile: str,
+               threads: int) -> list[tuple[list[str], Path]]:
+    """``(command, run dir)`` of each probe of one finished job's net: ``python train.py experiment=<probe>`` on its
+    checkpoint, in ``<run_dir>/probes/<probe>``; it writes the net's probe record where the jobs write records."""
+    out = []
+    for probe in probes:
+        probe_dir = run_dir / "probes" / probe
+        out.append(([sys.executable, str(ROOT / "train.py"), f"experiment={probe}", "logger=none",
+                     f"probe.checkpoints={run_dir / 'checkpoints' / 'last.pt'}", f"probe.model={cfg.model.name}",
+                     f"probe.profile={profile}", f"probe.experiment={experiment_of(cfg)}",
+                     f"trainer.threads={threads}", f"hydra.run.dir={probe_dir}"], probe_dir))
+    return out
+
+
+def is_probe(name: str) -> bool:
+    """Whether ``experiment=<name>`` is a probe (``configs/experiment/<name>.yaml`` sets ``task: probe``)."""
+    path = ROOT / "configs" / "experiment" / f"{name}.yaml"
+    return path.exists() and OmegaConf.load(path).get("task") == "probe"
 
 
 def finished_nets(runs_dir: Path) -> dict[tuple[str, str], Path]:
@@ -194,13 +224,15 @@ class Stop:
             proc.send_signal(signal.SIGTERM)
 
 
-def run_job(cmd: list[str], run_dir: Path, stop: Stop) -> tuple[int, float]:
-    """Run one job with its console output in ``<run_dir>.log``; (exit code, minutes)."""
+def run_job(cmd: list[str], run_dir: Path, stop: Stop, records_dir: Path | None = None) -> tuple[int, float]:
+    """Run one job with its console output in ``<run_dir>.log``, writing its records under ``records_dir``
+    ($CONVLAB_RECORDS: an override would put a machine path in the record's rerun command); (exit code, minutes)."""
     log_path = Path(f"{run_dir}.log")
     log_path.parent.mkdir(parents=True, exist_ok=True)
     t = time.time()
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        env = {**os.environ, **({"CONVLAB_RECORDS": str(Path(records_dir).resolve())} if records_dir is not None else {})}
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
         stop.track(proc)
         try:
             code = proc.wait()
@@ -209,13 +241,13 @@ def run_job(cmd: list[str], run_dir: Path, stop: Stop) -> tuple[int, float]:
     return code, (time.time() - t) / 60
 
 
-def run_pool(todo: list[tuple[list[str], Path, Callable[[], bool]]], profile: str, flags: list[str],
+def run_pool(todo: list[tuple[list[str], Path, Callable[[], bool], list]], profile: str, flags: list[str],
              args: argparse.Namespace, stop: Stop | None = None) -> list[str]:
-    """Run ``todo`` (job, run dir, is-it-done-now) in grid order, ``args.jobs`` at a time; start none after
-    ``args.stop_after`` minutes, none after ``stop`` got a signal or a job was stopped by one, and none that got
-    done meanwhile (a record from another machine or grid).
+    """Run ``todo`` (job, run dir, is-it-done-now, its probe jobs) in grid order, ``args.jobs`` at a time; start none
+    after ``args.stop_after`` minutes, none after ``stop`` got a signal or a job was stopped by one, and none that got
+    done meanwhile (a record from another machine or grid). A job that ends ok is followed by its probe jobs.
 
-    Returns the jobs that failed. Each job's overrides, exit code and minutes are printed as it ends.
+    Returns the jobs and probes that failed. Each one's overrides, exit code and minutes are printed as it ends.
     """
     stop = stop or Stop()
     t0, failed, lock = time.time(), [], threading.Lock()
@@ -227,11 +259,12 @@ def run_pool(todo: list[tuple[list[str], Path, Callable[[], bool]]], profile: st
                 late = args.stop_after is not None and (time.time() - t0) / 60 >= args.stop_after
                 if not queue or late or stop.signum is not None:
                     return
-                i, (job, run_dir, done_now) = queue.pop(0)
+                i, (job, run_dir, done_now, probes) = queue.pop(0)
             if done_now():
                 print(f"  [{i}/{len(todo)}] skipped, done meanwhile: {' '.join(job)}", flush=True)
                 continue
-            code, minutes = run_job(job_command(run_dir, job, profile, args.threads, args.extra, flags), run_dir, stop)
+            code, minutes = run_job(job_command(run_dir, job, profile, args.threads, args.extra, flags), run_dir, stop,
+                                    getattr(args, "records", None))
             with lock:
                 if code == 0:
                     state = "ok"
@@ -242,6 +275,14 @@ def run_pool(todo: list[tuple[list[str], Path, Callable[[], bool]]], profile: st
                     state = f"FAILED (exit {code}, see {run_dir}.log)"
                     failed.append(" ".join(job))
                 print(f"  [{i}/{len(todo)}] {state} in {minutes:.1f} min: {' '.join(job)}", flush=True)
+            for cmd, probe_dir in probes if code == 0 else []:
+                probe_code, minutes = run_job(cmd, probe_dir, stop, getattr(args, "records", None))
+                with lock:
+                    what = f"{probe_dir.name} of {' '.join(job)}"
+                    if probe_code != 0:
+                        failed.append(f"probe {what}")
+                    print(f"  [{i}/{len(todo)}] probe {'ok' if probe_code == 0 else f'FAILED (exit {probe_code}, see {probe_dir}.log)'}"
+                          f" in {minutes:.1f} min: {what}", flush=True)
 
     threads = [threading.Thread(target=worker) for _ in range(args.jobs)]
     for th in threads:
@@ -290,6 +331,12 @@ def main() -> None:
     profiles = sorted(p.stem for p in (ROOT / "configs" / "profile").glob("*.yaml") if not p.stem.startswith("_"))
     if profile not in profiles:
         sys.exit(f"run_grid: no profile {profile!r} (configs/profile); have: {', '.join(profiles)}")
+    probes = OmegaConf.to_container(grid.probes) if grid.get("probes") else {}
+    unknown = [p for ps in probes.values() for p in ps if not is_probe(p)]
+    if unknown:
+        print(f"run_grid: no job started: the grid's probes name {', '.join(unknown)}, which is no probe experiment "
+              "(configs/experiment/<name>.yaml with task: probe)", file=sys.stderr)
+        sys.exit(2)
     name = path.stem if profile == grid.profile else f"{path.stem}-{profile}"
     state = "recorded" if recorded else "finished"
     nets = None if recorded else finished_nets(args.runs_dir)
@@ -308,7 +355,9 @@ def main() -> None:
 
     if not plan and only:
         sys.exit(f"run_grid: no job of grid {args.grid} matches --only {' '.join(args.only)}")
-    todo = [(job, run_dir, done_now(cfg)) for _, left, _ in plan for job, run_dir, cfg in left]
+    todo = [(job, run_dir, done_now(cfg),
+             probe_jobs(probes.get(experiment_of(cfg), []), cfg, run_dir, profile, args.threads))
+            for _, left, _ in plan for job, run_dir, cfg in left]
     print(f"grid {args.grid} (profile {profile}{', only ' + ' '.join(args.only) if only else ''}): "
           f"{len(plan)} sweeps, {sum(n for *_, n in plan)} jobs, "
           f"{len(todo)} not yet {state}; {args.jobs} at a time, {args.threads} thread(s) each", flush=True)
@@ -329,7 +378,8 @@ def main() -> None:
     stop = Stop().install()
     failed = run_pool(todo, profile, [] if recorded else UNRECORDED, args, stop)
     if failed:
-        what = "recorded as failed" if recorded else "see their run dirs"
+        what = ("recorded as failed" if recorded else "see their run dirs") + (
+            "; each probe's log is beside its dir in <run dir>/probes" if any(f.startswith("probe ") for f in failed) else "")
         print(f"run_grid: {len(failed)} jobs of grid {name} failed ({what}): " + "; ".join(failed), file=sys.stderr)
     if stop.signum is not None:
         print(f"run_grid: stopped by {signal.Signals(stop.signum).name}; rerun the same command to resume",

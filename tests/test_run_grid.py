@@ -132,6 +132,52 @@ def test_the_estimate_reads_only_runs_made_wholly_on_this_machine(tmp_path, monk
     assert [r["segments"][0]["hardware"] for r in runs] == ["HERE (2 cores), 1 thread(s)"]
 
 
+@pytest.mark.slow  # one tiny training job and its probes in subprocesses
+def test_a_grid_probes_each_finished_net_where_it_was_trained(tmp_path):
+    """The grid's probes run on each finished job's checkpoint and leave the net's probe records beside its run
+    record: what carries the measurement to other machines, where the checkpoint does not go."""
+    (tmp_path / "tiny.yaml").write_text(f"profile: quick\nprobes:\n  smoke: [trained_drift, trained_erosion]\n"
+                                        f"sweeps:\n  - [{TINY_JOB}, seed=0]\n")
+    proc = _run_grid(tmp_path, "--jobs", "1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("probe ok in") == 2, proc.stdout
+    files = sorted((tmp_path / "records" / "quick" / "smoke").glob("*.json"))
+    run = [f for f in files if f.name.count(".") == 1]
+    assert len(run) == 1 and [f.name for f in files] == sorted(
+        [run[0].name, run[0].name.replace(".json", ".trained_drift.json"), run[0].name.replace(".json", ".trained_erosion.json")])
+    digest = json.loads(run[0].read_text())["config_hash"]
+    for probe in ("trained_drift", "trained_erosion"):
+        rec = json.loads(run[0].with_name(run[0].name.replace(".json", f".{probe}.json")).read_text())
+        assert rec["config_hash"] == digest and rec["probe"] == probe and rec["rows"]
+
+
+def test_a_grid_with_an_unknown_probe_starts_no_job(tmp_path):
+    (tmp_path / "tiny.yaml").write_text(f"profile: quick\nprobes:\n  smoke: [trained_drift, trained_drfit]\n"
+                                        f"sweeps:\n  - [{TINY_JOB}, seed=0]\n")
+    proc = _run_grid(tmp_path, "--jobs", "1")
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        "run_grid: no job started: the grid's probes name trained_drfit, which is no probe experiment "
+        "(configs/experiment/<name>.yaml with task: probe)"], proc.stderr
+    assert not (tmp_path / "records").exists()
+
+
+def test_a_finished_job_is_followed_by_its_probes_and_a_failed_probe_counts(capsys, monkeypatch):
+    """A failed probe is printed and returned as a failure; a failed job's net is not probed."""
+    import argparse
+
+    run_grid = load_script("run_grid")
+    ran = []
+    codes = {"a": 0, "drift": 0, "erosion": 3, "b": 1}
+    monkeypatch.setattr(run_grid, "run_job",
+                        lambda cmd, run_dir, stop, records_dir=None: (ran.append(run_dir.name), (codes[run_dir.name], 0.1))[1])
+    probes = [(["probe"], Path("drift")), (["probe"], Path("erosion"))]
+    todo = [(["seed=0"], Path("a"), lambda: False, probes), (["seed=1"], Path("b"), lambda: False, probes)]
+    failed = run_grid.run_pool(todo, "quick", [], argparse.Namespace(jobs=1, stop_after=None, threads=1, extra=[]))
+    assert ran == ["a", "drift", "erosion", "b"]
+    assert failed == ["probe erosion of seed=0", "seed=1"]
+    assert "probe FAILED (exit 3, see erosion.log)" in capsys.readouterr().out
+
+
 @pytest.mark.slow  # one tiny training job in a subprocess
 def test_an_unrecorded_grid_keeps_checkpoints_writes_no_record_and_counts_finished_nets(tmp_path):
     """``record: false`` (probe_nets): the job runs although its config is recorded, leaves a checkpoint and no
@@ -167,8 +213,9 @@ def test_the_pool_asks_again_before_each_job_and_skips_one_done_meanwhile(capsys
 
     run_grid = load_script("run_grid")
     ran = []
-    monkeypatch.setattr(run_grid, "run_job", lambda cmd, run_dir, stop: (ran.append(run_dir.name), (0, 0.1))[1])
-    todo = [(["seed=0"], Path("a"), lambda: False), (["seed=1"], Path("b"), lambda: True), (["seed=2"], Path("c"), lambda: False)]
+    monkeypatch.setattr(run_grid, "run_job", lambda cmd, run_dir, stop, records_dir=None: (ran.append(run_dir.name), (0, 0.1))[1])
+    todo = [(["seed=0"], Path("a"), lambda: False, []), (["seed=1"], Path("b"), lambda: True, []),
+            (["seed=2"], Path("c"), lambda: False, [])]
     args = argparse.Namespace(jobs=1, stop_after=None, threads=1, extra=[])
     assert run_grid.run_pool(todo, "quick", [], args) == []
     assert ran == ["a", "c"]
@@ -183,8 +230,8 @@ def test_a_job_stopped_by_a_signal_is_not_failed_and_the_pool_starts_no_other(ca
     run_grid = load_script("run_grid")
     ran = []
     codes = {"a": 0, "b": 128 + signal.SIGINT, "c": 0}
-    monkeypatch.setattr(run_grid, "run_job", lambda cmd, run_dir, stop: (ran.append(run_dir.name), (codes[run_dir.name], 0.1))[1])
-    todo = [([f"seed={i}"], Path(n), lambda: False) for i, n in enumerate("abc")]
+    monkeypatch.setattr(run_grid, "run_job", lambda cmd, run_dir, stop, records_dir=None: (ran.append(run_dir.name), (codes[run_dir.name], 0.1))[1])
+    todo = [([f"seed={i}"], Path(n), lambda: False, []) for i, n in enumerate("abc")]
     stop = run_grid.Stop()
     assert run_grid.run_pool(todo, "quick", [], argparse.Namespace(jobs=1, stop_after=None, threads=1, extra=[]), stop) == []
     assert ran == ["a", "b"] and stop.signum == signal.SIGINT

@@ -46,13 +46,9 @@ def finished(state: dict) -> bool:
     return state.get("partial_epoch") is None and int(state["epoch"]) >= int(state["config"]["trainer"]["epochs"])
 
 
-def recipe(state: dict) -> dict:
-    """The run's training config (recomputed by this code, so runs of older code compare) without the ``AXES``."""
-    return recipe_of(state["config"])
-
-
 def recipe_of(config: dict) -> dict:
-    """A training config (a checkpoint's resolved config or a run record's ``config``) without the ``AXES``."""
+    """A training config (a checkpoint's resolved config or a run record's ``config``) without the ``AXES``, recomputed
+    by this code, so runs of older code compare."""
     return records.training_config(OmegaConf.create(config), drop=AXES)
 
 
@@ -115,9 +111,9 @@ def select_runs(checkpoints: str, experiment: str | None, model: str | None,
 def check_one_recipe(checkpoints: str, runs: list[tuple[str, dict]]) -> None:
     """Refuse runs whose training configs differ in anything but the ``AXES`` (one line naming the keys)."""
     (first, state0), *rest = runs
-    base = recipe(state0)
+    base = recipe_of(state0["config"])
     for path, state in rest:
-        keys = records.config_diff(base, recipe(state))
+        keys = records.config_diff(base, recipe_of(state["config"]))
         if keys:
             raise ConfigError(f"probe.checkpoints={checkpoints!r} mixes recipes: {path} differs from {first} in "
                               f"{', '.join(keys)} (a probe compares only {' and '.join(AXES)}); pass a sweep dir "

@@ -13,7 +13,6 @@ recipe per sample), and the probe's own provenance (commit and dirty flag, hardw
 """
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import logging
 from pathlib import Path
@@ -23,7 +22,7 @@ from omegaconf import OmegaConf
 
 from engine import records
 from engine.checkpoint import write_json_atomic
-from engine.provenance import hardware
+from engine.provenance import hardware, now
 from engine.validate import ConfigError
 from experiments.trained_nets import NoRuns, recipe_hash, select_runs
 
@@ -45,13 +44,12 @@ def beside(run_record: str | Path, probe: str) -> Path:
 
 def make(probe: str, config: dict, digest: str, rows: list[dict], settings: dict, **provenance: Any) -> dict[str, Any]:
     """The probe record of one run (``provenance`` overrides this process's commit, hardware and date)."""
-    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     return {"schema": SCHEMA, "probe": probe, "config_hash": digest, "recipe_hash": recipe_hash(config),
             "experiment": records.experiment_of(OmegaConf.create(config)),
             "profile": config.get("profile_name") or "default", "model": config["model"]["name"],
             "conv": config["model"].get("conv", "?"), "seed": config["seed"], "settings": dict(settings),
             "rows": [{k: v for k, v in r.items() if k != "run"} for r in rows],
-            "git": records.git_state(), "hardware": hardware(None), "date": now, **provenance}
+            "git": records.git_state(), "hardware": hardware(None), "date": now(), **provenance}
 
 
 def read(records_dir: str | Path, probe: str, experiment: str | None, model: str | None,

@@ -20,20 +20,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from engine.checkpoint import write_json_atomic  # noqa: E402
 from experiments.probe_records import beside, make  # noqa: E402
-from experiments.probe_utils import read_csv  # noqa: E402
+from experiments.probe_utils import number, read_csv  # noqa: E402
 from experiments.runs import read_records  # noqa: E402
 
 PROBES = ("trained_drift", "trained_erosion")
 DEFAULT_IMAGES = 1000  # configs/experiment/trained_{drift,erosion}.yaml, unchanged since the probes were written
-
-
-def _value(v: str):
-    for kind in (int, float):
-        try:
-            return kind(v)
-        except ValueError:
-            pass
-    return v
 
 
 def _readme(out_dir: Path) -> dict[str, str]:
@@ -43,7 +34,7 @@ def _readme(out_dir: Path) -> dict[str, str]:
     opts = dict(re.findall(r"probe\.(model|profile|images|experiment)=(\S+)", command))
     rev = re.search(r"^- git revision: (\S+)( \(\+ uncommitted changes\))?$", text, re.M)
     sha = subprocess.run(["git", "rev-parse", rev[1]], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    return {**opts, "date": re.search(r"^- date: (.*)$", text, re.M)[1], "commit": sha.strip(),
+    return {**opts, "date": re.search(r"^- date: (.*?)(?: UTC)?$", text, re.M)[1], "commit": sha.strip(),
             "dirty": bool(rev[2])}
 
 
@@ -55,7 +46,7 @@ def backfill(out_dir: Path, records_dir: Path) -> list[Path]:
             for r in read_records([records_dir]) if r["status"] == "ok"}
     by_run: dict[str, list[dict]] = {}
     for row in read_csv(out_dir / f"{probe}.csv"):
-        by_run.setdefault(row.pop("run"), []).append({k: _value(v) for k, v in row.items()})
+        by_run.setdefault(row.pop("run"), []).append({k: number(v) for k, v in row.items()})
     written = []
     for net, rows in by_run.items():
         key = (experiment, info["profile"], model, rows[0]["conv"], rows[0]["seed"])

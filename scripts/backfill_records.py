@@ -19,19 +19,10 @@ sys.path.insert(0, str(ROOT))
 from hydra import compose, initialize_config_dir  # noqa: E402
 
 from engine.records import SCHEMA, config_hash, training_config, write_record  # noqa: E402
+from experiments.probe_utils import number  # noqa: E402
 
 NOT_METRICS = {"run_dir", "overrides", "variant", "seed"}
 SOURCE = "results/{claim}/runs.csv of commit d883c42 (runs of 2026-11-25; no per-epoch history, commit unknown)"
-
-
-def _number(v: str):
-    try:
-        return int(v)
-    except ValueError:
-        try:
-            return float(v)
-        except ValueError:
-            return v
 
 
 def backfill(csv_path: Path, records_dir: Path) -> int:
@@ -40,7 +31,7 @@ def backfill(csv_path: Path, records_dir: Path) -> int:
         overrides = [o for o in row["overrides"].split() if not o.startswith("trainer.skip_finished")]
         overrides.append("trainer.precision=bf16")
         cfg = compose("train", overrides=overrides)
-        metrics = {k: _number(v) for k, v in row.items() if k not in NOT_METRICS and v != ""}
+        metrics = {k: number(v) for k, v in row.items() if k not in NOT_METRICS and v != ""}
         record = {"schema": SCHEMA, "status": "ok", "config_hash": config_hash(cfg),
                   "experiment": cfg.experiment_name, "profile": cfg.profile_name, "variant": row["variant"],
                   "seed": int(row["seed"]), "overrides": overrides, "metrics": metrics, "history": [],

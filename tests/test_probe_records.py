@@ -7,6 +7,7 @@ place, and a checkout with no checkpoint at all regenerates it from the records 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import pytest
 
@@ -54,7 +55,8 @@ def test_a_sample_split_over_machines_equals_the_sample_measured_in_one_place(tm
     assert [f.parent.relative_to(records).as_posix() for f in files] == ["standard/even_kernels"] * 6
     rec = json.loads(files[0].read_text())
     assert files[0].name == f"resnet20-seed{rec['seed']}-{rec['config_hash']}.{name}.json"  # beside its run record
-    assert rec["settings"] == {"images": 16} and rec["git"]["commit"] and rec["hardware"] and rec["date"]
+    assert rec["settings"] == {"images": 16} and rec["git"]["commit"] and rec["hardware"]
+    datetime.strptime(rec["date"], "%Y-%m-%d %H:%M:%S")  # UTC, dated as the run records are (provenance.now)
     assert read_records([records]) == [] and find_record(records, rec["config_hash"]) is None  # not run records
 
 

@@ -297,3 +297,12 @@ def test_probe_kinds_default_to_the_factory_and_refuse_a_string_or_nothing():
     for bad, said in (("c2", "give a list"), ([], "give a list"), (["c2", "c7"], "unknown c7")):
         with pytest.raises(ConfigError, match=said):
             probe_kinds(bad)
+
+
+@pytest.mark.parametrize("cell, value", [("3", 3), ("-2", -2), ("0.25", 0.25), ("1e-3", 0.001), ("c2sp", "c2sp"),
+                                         ("", "")])
+def test_a_csv_cell_reads_back_as_the_number_it_spells(cell, value):
+    from experiments.probe_utils import number
+
+    got = number(cell)
+    assert got == value and type(got) is type(value)

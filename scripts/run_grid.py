@@ -25,6 +25,8 @@ A grid's ``probes`` (``{experiment: [probe, ...]}``, e.g. the standard grid's tr
 its even-kernel nets) run after each finished job of that experiment, on its checkpoint, where it was trained: each
 writes the net's probe record beside its run record (experiments/probe_records.py), which carries the measurement
 to other machines as the run record carries the accuracy; a failed probe is reported and counts as a failure.
+A done job whose finished net is here but lacks a probe record (its probe failed, or it finished before its grid
+had probes) gets only that probe, first, on the next run of the grid.
 ``--profile`` runs a grid under another profile, in multirun/grid-<name>-<profile>. ``--only KEY=VALUE[,VALUE]``
 (repeatable) keeps the jobs whose overrides, as the grid file writes them, match; so machines can share a grid:
 a GPU takes the slow cells while a CPU runs the whole grid, skipping each job that a record meanwhile covers.
@@ -42,6 +44,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -51,8 +54,9 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 from engine.job import unwrap  # noqa: E402
 from engine.preempt import install_handlers  # noqa: E402
 from engine.provenance import machine_name  # noqa: E402
-from engine.records import config_hash, experiment_of, find_record  # noqa: E402
+from engine.records import config_hash, experiment_of, find_record, record_path  # noqa: E402
 from engine.rundir import read_metrics  # noqa: E402
+from experiments.probe_records import beside  # noqa: E402
 from experiments.grid import GRIDS, job_config, parse_only, selected, sweeps  # noqa: E402
 from experiments.runs import SEP, provenance, read_records, run_wall_s  # noqa: E402
 
@@ -188,6 +192,17 @@ def done(cfg: DictConfig, records_dir: Path, nets: dict[tuple[str, str], Path] |
     return (experiment_of(cfg), config_hash(cfg)) in nets
 
 
+def unprobed(probes: list[str], cfg: DictConfig, records_dir: Path,
+             nets: dict[tuple[str, str], Path]) -> tuple[Path, list[str]] | None:
+    """A done job's finished net here (its run dir in ``nets``, this or another grid's) and the probes with no probe
+    record of it under ``records_dir`` (a net that finished before its grid had probes, or whose probe failed);
+    None when the net is not here or has every probe record."""
+    digest = config_hash(cfg)
+    net_dir = nets.get((experiment_of(cfg), digest))
+    missing = [p for p in probes if not beside(record_path(records_dir, cfg, digest), p).exists()]
+    return (net_dir, missing) if net_dir is not None and missing else None
+
+
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 INTERRUPTED = {128 + s for s in STOP_SIGNALS} | {-s for s in STOP_SIGNALS}  # a job's exit code when a signal stopped it
 
@@ -241,17 +256,53 @@ def run_job(cmd: list[str], run_dir: Path, stop: Stop, records_dir: Path | None 
     return code, (time.time() - t) / 60
 
 
-def run_pool(todo: list[tuple[list[str], Path, Callable[[], bool], list]], profile: str, flags: list[str],
+class Todo(NamedTuple):
+    """One entry of the pool: a job (its overrides, run dir, is-it-done-now) and its net's probe jobs. With
+    ``train=False`` it is a done job whose finished net is here but lacks probe records: only the probes run."""
+    job: list[str]
+    run_dir: Path
+    done_now: Callable[[], bool]
+    probes: list[tuple[list[str], Path]]
+    train: bool = True
+
+
+def run_pool(todo: list[Todo | tuple], profile: str, flags: list[str],
              args: argparse.Namespace, stop: Stop | None = None) -> list[str]:
-    """Run ``todo`` (job, run dir, is-it-done-now, its probe jobs) in grid order, ``args.jobs`` at a time; start none
-    after ``args.stop_after`` minutes, none after ``stop`` got a signal or a job was stopped by one, and none that got
-    done meanwhile (a record from another machine or grid). A job that ends ok is followed by its probe jobs.
+    """Run ``todo`` in grid order, ``args.jobs`` at a time; start none after ``args.stop_after`` minutes, none after
+    ``stop`` got a signal or a job was stopped by one, and none that got done meanwhile (a record from another
+    machine or grid). A job that ends ok is followed by its probe jobs.
 
     Returns the jobs and probes that failed. Each one's overrides, exit code and minutes are printed as it ends.
     """
     stop = stop or Stop()
     t0, failed, lock = time.time(), [], threading.Lock()
-    queue = list(enumerate(todo, 1))
+    queue = [(i, Todo(*item)) for i, item in enumerate(todo, 1)]
+
+    def trained(i: int, job: list[str], run_dir: Path) -> bool:
+        """Run one job, print how it ended, and say whether it ended ok."""
+        code, minutes = run_job(job_command(run_dir, job, profile, args.threads, args.extra, flags), run_dir, stop,
+                                getattr(args, "records", None))
+        with lock:
+            if code == 0:
+                state = "ok"
+            elif code in INTERRUPTED:  # checkpointed, no record: the next run of the grid resumes it
+                stop.signum = stop.signum or abs(code) % 128
+                state = "interrupted (checkpointed)"
+            else:
+                state = f"FAILED (exit {code}, see {run_dir}.log)"
+                failed.append(" ".join(job))
+            print(f"  [{i}/{len(todo)}] {state} in {minutes:.1f} min: {' '.join(job)}", flush=True)
+        return code == 0
+
+    def probed(i: int, job: list[str], probes: list[tuple[list[str], Path]]) -> None:
+        for cmd, probe_dir in probes:
+            code, minutes = run_job(cmd, probe_dir, stop, getattr(args, "records", None))
+            with lock:
+                what = f"{probe_dir.name} of {' '.join(job)}"
+                if code != 0:
+                    failed.append(f"probe {what}")
+                print(f"  [{i}/{len(todo)}] probe {'ok' if code == 0 else f'FAILED (exit {code}, see {probe_dir}.log)'}"
+                      f" in {minutes:.1f} min: {what}", flush=True)
 
     def worker() -> None:
         while True:
@@ -259,30 +310,11 @@ def run_pool(todo: list[tuple[list[str], Path, Callable[[], bool], list]], profi
                 late = args.stop_after is not None and (time.time() - t0) / 60 >= args.stop_after
                 if not queue or late or stop.signum is not None:
                     return
-                i, (job, run_dir, done_now, probes) = queue.pop(0)
-            if done_now():
+                i, (job, run_dir, done_now, probes, train) = queue.pop(0)
+            if train and done_now():
                 print(f"  [{i}/{len(todo)}] skipped, done meanwhile: {' '.join(job)}", flush=True)
-                continue
-            code, minutes = run_job(job_command(run_dir, job, profile, args.threads, args.extra, flags), run_dir, stop,
-                                    getattr(args, "records", None))
-            with lock:
-                if code == 0:
-                    state = "ok"
-                elif code in INTERRUPTED:  # checkpointed, no record: the next run of the grid resumes it
-                    stop.signum = stop.signum or abs(code) % 128
-                    state = "interrupted (checkpointed)"
-                else:
-                    state = f"FAILED (exit {code}, see {run_dir}.log)"
-                    failed.append(" ".join(job))
-                print(f"  [{i}/{len(todo)}] {state} in {minutes:.1f} min: {' '.join(job)}", flush=True)
-            for cmd, probe_dir in probes if code == 0 else []:
-                probe_code, minutes = run_job(cmd, probe_dir, stop, getattr(args, "records", None))
-                with lock:
-                    what = f"{probe_dir.name} of {' '.join(job)}"
-                    if probe_code != 0:
-                        failed.append(f"probe {what}")
-                    print(f"  [{i}/{len(todo)}] probe {'ok' if probe_code == 0 else f'FAILED (exit {probe_code}, see {probe_dir}.log)'}"
-                          f" in {minutes:.1f} min: {what}", flush=True)
+            elif not train or trained(i, job, run_dir):
+                probed(i, job, probes)
 
     threads = [threading.Thread(target=worker) for _ in range(args.jobs)]
     for th in threads:
@@ -340,27 +372,37 @@ def main() -> None:
     name = path.stem if profile == grid.profile else f"{path.stem}-{profile}"
     state = "recorded" if recorded else "finished"
     nets = None if recorded else finished_nets(args.runs_dir)
+    here = (nets if nets is not None else finished_nets(args.runs_dir)) if probes else {}
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         plan = []  # per sweep: (its overrides, its jobs not yet done with their run dirs and configs, its number of jobs)
+        backlog = []  # done jobs whose net is here without its probe records: (overrides, config, net dir, probes)
         for s, sweep_jobs in sweeps(path):
             jobs = [(job, job_dir(args.runs_dir, name, job, args.extra), job_config(job, profile, args.extra))
                     for job in sweep_jobs if selected(job, only)]
             if not jobs:
                 continue
-            left = [j for j in jobs if not done(j[2], args.records, nets)]
+            finished = [done(cfg, args.records, nets) for *_, cfg in jobs]
+            left = [j for j, f in zip(jobs, finished) if not f]
             plan.append((s, left, len(jobs)))
+            backlog += [(job, cfg, *u) for (job, _, cfg), f in zip(jobs, finished)
+                        if f and (u := unprobed(probes.get(experiment_of(cfg), []), cfg, args.records, here))]
 
     def done_now(cfg: DictConfig) -> Callable[[], bool]:  # asked again as the job's turn comes
         return lambda: done(cfg, args.records, None if recorded else finished_nets(args.runs_dir))
 
     if not plan and only:
         sys.exit(f"run_grid: no job of grid {args.grid} matches --only {' '.join(args.only)}")
-    todo = [(job, run_dir, done_now(cfg),
-             probe_jobs(probes.get(experiment_of(cfg), []), cfg, run_dir, profile, args.threads))
-            for _, left, _ in plan for job, run_dir, cfg in left]
+    todo = [Todo(job, net_dir, lambda: False, probe_jobs(missing, cfg, net_dir, profile, args.threads), train=False)
+            for job, cfg, net_dir, missing in backlog]  # first: minutes each, and their nets are here now
+    todo += [Todo(job, run_dir, done_now(cfg),
+                  probe_jobs(probes.get(experiment_of(cfg), []), cfg, run_dir, profile, args.threads))
+             for _, left, _ in plan for job, run_dir, cfg in left]
     print(f"grid {args.grid} (profile {profile}{', only ' + ' '.join(args.only) if only else ''}): "
           f"{len(plan)} sweeps, {sum(n for *_, n in plan)} jobs, "
-          f"{len(todo)} not yet {state}; {args.jobs} at a time, {args.threads} thread(s) each", flush=True)
+          f"{len(todo) - len(backlog)} not yet {state}; {args.jobs} at a time, {args.threads} thread(s) each", flush=True)
+    if backlog:
+        print(f"{len(backlog)} {state} net(s) here without their probe records, probed first: "
+              + "; ".join(f"{' '.join(job)} ({', '.join(missing)})" for job, _, _, missing in backlog), flush=True)
     for i, (s, left, n) in enumerate(plan, 1):
         keys = dict(o.split("=", 1) for o in s if "=" in o)
         exp = keys.get("experiment_name", keys.get("experiment", ""))  # the name its records are filed under
@@ -371,7 +413,7 @@ def main() -> None:
         print(f"[{i}/{len(plan)}] {' '.join(s)}: {n - len(left)}/{n} {state}{eta}", flush=True)
     if args.dry_run or not todo:
         return
-    missing = preflight_data([cfg for _, left, _ in plan for *_, cfg in left])
+    missing = preflight_data([cfg for _, left, _ in plan for *_, cfg in left] + [cfg for _, cfg, *_ in backlog])
     if missing:
         print(f"run_grid: no job started: {missing}", file=sys.stderr)
         sys.exit(2)

@@ -149,6 +149,16 @@ def test_a_grid_probes_each_finished_net_where_it_was_trained(tmp_path):
     for probe in ("trained_drift", "trained_erosion"):
         rec = json.loads(run[0].with_name(run[0].name.replace(".json", f".{probe}.json")).read_text())
         assert rec["config_hash"] == digest and rec["probe"] == probe and rec["rows"]
+    # a net here without one of its probe records (its probe failed, or it finished before the grid had probes):
+    # the rerun trains nothing and runs only that probe
+    lost = run[0].with_name(run[0].name.replace(".json", ".trained_erosion.json"))
+    lost.unlink()
+    again = _run_grid(tmp_path, "--jobs", "1")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "0 not yet recorded" in again.stdout and "1 recorded net(s) here without their probe records, probed first: " \
+        f"{TINY_JOB.replace(', ', ' ')} seed=0 (trained_erosion)" in again.stdout, again.stdout
+    assert again.stdout.count("probe ok in") == 1 and " ok in " not in again.stdout.replace("probe ok in", "")
+    assert json.loads(lost.read_text())["config_hash"] == digest
 
 
 def test_a_grid_with_an_unknown_probe_starts_no_job(tmp_path):
@@ -176,6 +186,21 @@ def test_a_finished_job_is_followed_by_its_probes_and_a_failed_probe_counts(caps
     assert ran == ["a", "drift", "erosion", "b"]
     assert failed == ["probe erosion of seed=0", "seed=1"]
     assert "probe FAILED (exit 3, see erosion.log)" in capsys.readouterr().out
+
+
+def test_a_recorded_net_without_its_probe_records_gets_only_its_probes(capsys, monkeypatch):
+    """A ``train=False`` entry (a done job whose net is here, lacking probe records) runs its probes and no job."""
+    import argparse
+
+    run_grid = load_script("run_grid")
+    ran = []
+    monkeypatch.setattr(run_grid, "run_job", lambda cmd, run_dir, stop, records_dir=None: (ran.append(run_dir.name), (0, 0.1))[1])
+    todo = [run_grid.Todo(["seed=0"], Path("a"), lambda: True, [(["probe"], Path("erosion"))], train=False),
+            run_grid.Todo(["seed=1"], Path("b"), lambda: False, [(["probe"], Path("drift"))])]
+    assert run_grid.run_pool(todo, "quick", [], argparse.Namespace(jobs=1, stop_after=None, threads=1, extra=[])) == []
+    assert ran == ["erosion", "b", "drift"]
+    out = capsys.readouterr().out
+    assert "[1/2] probe ok in 0.1 min: erosion of seed=0" in out and "skipped" not in out
 
 
 @pytest.mark.slow  # one tiny training job in a subprocess

@@ -10,6 +10,10 @@ costs relative to the others on this machine (which cells fit a time-boxed CPU, 
 
     python scripts/benchmark_models.py [--rounds 5] [--threads 1] [--precision bf16] [--out results/benchmarks]
     python scripts/benchmark_models.py --groups grid:standard --precision fp32
+    python scripts/benchmark_models.py --groups even56 --precision fp32 --threads 2 --compile
+
+``--compile`` also times each variant under ``torch.compile`` (``trainer.compile=true``), interleaved with its eager
+steps: ``compile_speedup`` is eager time / compiled time, whether compiling pays on this machine.
 """
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ GROUPS = {
     "octave": [("oct_resnet20", {"alpha": a}) for a in (0.0, 0.125, 0.25, 0.5, 0.75)],
     "rednet": [("bottleneck26", {})] + [("rednet26", {"kernel_size": k}) for k in (3, 5, 7)],
     "even": [("resnet20", {"conv": c}) for c in ("c3", "c2", "c2sp", "c4", "c4sp", "c5")],
+    "even56": [("resnet56", {"conv": c}) for c in ("c3", "c2", "c2sp")],
     "blurpool": [("resnet20", {})] + [("resnet20", {"downsample": "blurpool", "filt_size": f}) for f in (1, 3, 5)],
 }
 
@@ -56,6 +61,8 @@ def main() -> None:
                     help="bf16 autocast (the committed numbers) or fp32; bf16 is slow where the CPU emulates it")
     ap.add_argument("--device", default="cpu", help="cpu or cuda[:N] (never falls back to the CPU)")
     ap.add_argument("--out", default=None, help="write model_speed.csv and model_speed.md here")
+    ap.add_argument("--compile", action="store_true",
+                    help="also time each variant under torch.compile, interleaved: the compile_speedup column")
     args = ap.parse_args()
     grids = sorted(p.stem for p in GRIDS.glob("*.yaml"))
     for g in args.groups:
@@ -72,28 +79,37 @@ def main() -> None:
         for label, model in group_models(group):
             p = profile(model, (3, 32, 32))
             model = model.to(device, memory_format=torch.channels_last).train()
-            train_step_seconds(model, x, y, args.precision)  # warm-up
-            variants.append((label, model, p, []))
+            steps = [model] + ([torch.compile(model)] if args.compile else [])
+            for step in steps:  # warm-up; a compiled model compiles here (forward and backward)
+                for _ in range(1 + 2 * (step is not model)):
+                    train_step_seconds(step, x, y, args.precision)
+            variants.append((label, steps, p, [[] for _ in steps]))
         for _ in range(args.rounds):
-            for _, model, _, times in variants:
-                times.append(train_step_seconds(model, x, y, args.precision))
-        base_t = statistics.median(variants[0][3])
+            for _, steps, _, times in variants:
+                for step, t in zip(steps, times):
+                    t.append(train_step_seconds(step, x, y, args.precision))
+        base_t = statistics.median(variants[0][3][0])
         base_macs = variants[0][2]["macs"]
         for label, _, p, times in variants:
-            t = statistics.median(times)
+            t = statistics.median(times[0])
             rows.append({"group": group, "variant": label, "params": p["params"], "macs": p["macs"],
                          "mac_ratio": round(p["macs"] / base_macs, 4), "img_s": round(args.batch / t, 1),
                          "time_ratio": round(t / base_t, 4)})
+            if args.compile:
+                ct = statistics.median(times[1])
+                rows[-1].update(compiled_img_s=round(args.batch / ct, 1), compile_speedup=round(t / ct, 4))
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {args.threads} thread(s)"
     header = (f"torch {torch.__version__}, {where}, batch {args.batch}, median of {args.rounds} "
-              f"interleaved rounds, forward+backward {args.precision} channels_last")
+              f"interleaved rounds, forward+backward {args.precision} channels_last"
+              + (", eager and torch.compile" if args.compile else ""))
     print(header)
     gw, vw = (max(9, *(len(r[k]) for r in rows)) for k in ("group", "variant"))
     print(f"{'group':{gw}s} {'variant':{vw}s} {'params':>9s} {'MACs':>12s} {'MAC ratio':>9s} {'img/s':>7s} "
-          f"{'time ratio':>10s}")
+          f"{'time ratio':>10s}" + (f" {'compiled img/s':>14s} {'compile speedup':>15s}" if args.compile else ""))
     for r in rows:
         print(f"{r['group']:{gw}s} {r['variant']:{vw}s} {r['params']:9d} {r['macs']:12d} {r['mac_ratio']:9.3f} "
-              f"{r['img_s']:7.0f} {r['time_ratio']:10.3f}")
+              f"{r['img_s']:7.0f} {r['time_ratio']:10.3f}"
+              + (f" {r['compiled_img_s']:14.0f} {r['compile_speedup']:15.3f}" if args.compile else ""))
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,7 @@
 """Set-up and helper commands as a new user runs them: data preparation, wandb sync, the model benchmark."""
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -146,6 +147,18 @@ def test_benchmark_models_grid_group_times_each_distinct_net_of_a_grid_once(tmp_
     assert len(rows) == 1 and rows[0].startswith("grid:tune,experiment=recipe_tuning optim.lr=0.1 ")
     bad = subprocess.run([*args, "grid:nope"], capture_output=True, text=True)
     assert bad.returncode == 2 and "no group 'grid:nope'" in bad.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.slow  # compiles ResNet-20 (forward and backward) once
+def test_benchmark_models_compile_times_each_net_eager_and_compiled(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "benchmark_models.py"), "--rounds", "2", "--batch",
+                           "2", "--precision", "fp32", "--out", str(tmp_path), "--groups", "grid:tune", "--compile"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    [row] = csv.DictReader(open(tmp_path / "model_speed.csv"))
+    speedup = float(row["compile_speedup"])
+    assert speedup > 0 and float(row["compiled_img_s"]) == pytest.approx(float(row["img_s"]) * speedup, rel=0.05)
+    assert "eager and torch.compile" in (tmp_path / "model_speed.md").read_text().splitlines()[0]
 
 
 def _record(path: Path, profile: str, epochs: int, vals: list[float], test_acc: float,

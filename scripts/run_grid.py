@@ -56,8 +56,8 @@ from engine.preempt import install_handlers  # noqa: E402
 from engine.provenance import machine_name  # noqa: E402
 from engine.records import config_hash, experiment_of, find_record, record_path  # noqa: E402
 from engine.rundir import read_metrics  # noqa: E402
-from experiments.probe_records import beside  # noqa: E402
 from experiments.grid import GRIDS, job_config, parse_only, selected, sweeps  # noqa: E402
+from experiments.probe_records import beside  # noqa: E402
 from experiments.runs import SEP, provenance, read_records, run_wall_s  # noqa: E402
 
 
@@ -295,6 +295,7 @@ def run_pool(todo: list[Todo | tuple], profile: str, flags: list[str],
         return code == 0
 
     def probed(i: int, job: list[str], probes: list[tuple[list[str], Path]]) -> None:
+        """Run one net's probe jobs in turn; print how each ended (a failed one counts as a failure)."""
         for cmd, probe_dir in probes:
             code, minutes = run_job(cmd, probe_dir, stop, getattr(args, "records", None))
             with lock:

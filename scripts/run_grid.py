@@ -54,10 +54,10 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 from engine.job import unwrap  # noqa: E402
 from engine.preempt import install_handlers  # noqa: E402
 from engine.provenance import machine_name  # noqa: E402
-from engine.records import config_hash, experiment_of, find_record, record_path  # noqa: E402
+from engine.records import config_hash, experiment_of, find_record  # noqa: E402
 from engine.rundir import read_metrics  # noqa: E402
 from experiments.grid import GRIDS, job_config, parse_only, selected, sweeps  # noqa: E402
-from experiments.probe_records import beside  # noqa: E402
+from experiments.probe_records import path_of  # noqa: E402
 from experiments.runs import SEP, provenance, read_records, run_wall_s  # noqa: E402
 
 
@@ -199,7 +199,7 @@ def unprobed(probes: list[str], cfg: DictConfig, records_dir: Path,
     None when the net is not here or has every probe record."""
     digest = config_hash(cfg)
     net_dir = nets.get((experiment_of(cfg), digest))
-    missing = [p for p in probes if not beside(record_path(records_dir, cfg, digest), p).exists()]
+    missing = [p for p in probes if not path_of(records_dir, p, cfg, digest).exists()]
     return (net_dir, missing) if net_dir is not None and missing else None
 
 
